@@ -1,0 +1,33 @@
+# The README's two commands: `make run` and `make test`. Each sets everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-full bench tensorboard data clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+data: $(STAMP)
+	$(PY) -m experiments.data
+
+run: data
+	@echo "(the main job grows with each issue; today: the data summary above)"
+
+test: data
+	$(PY) -m pytest
+
+test-full: data
+	$(PY) -m pytest -m full
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_epoch.py
+
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1
+
+clean:
+	rm -rf $(VENV) runs
