@@ -1,0 +1,91 @@
+"""The training configuration: every default in one place, every value checked, JSON in and out."""
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from manual import spec
+from manual.init import parse as parse_init
+
+BACKENDS = ("manual", "torch", "both")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+MNIST_ARCHS = ("mlp", "mlp-sigmoid", "lenet")   # "chain" takes scalar inputs, not images
+
+
+@dataclass(frozen=True)
+class Config:
+    backend: str = "both"            # manual | torch | both
+    arch: str = "mlp"                # mlp | mlp-sigmoid | lenet
+    hidden: tuple = ()               # custom hidden widths for mlp, e.g. (512, 256); () keeps the named net
+    activation: str = ""             # custom activation for mlp (relu | sigmoid | tanh); "" keeps the named net
+    init: str = "torch_default"      # a manual.init scheme, optionally "name:param"
+    seed: int = 0                    # initial weights, batch order and dropout masks all follow from it
+    optimizer: str = "momentum"      # sgd | momentum | nesterov | adam
+    lr: float = 0.05
+    momentum: float = 0.9            # for momentum and nesterov
+    weight_decay: float = 0.0
+    batch_size: object = 128         # 1 = SGD, "full" = batch gradient descent, else mini-batch SGD
+    epochs: int = 10
+    dtype: str = "float32"
+    reduction: str = "mean"          # sum = the notes' L(W) = -sum log Pr(y|x); mean divides by the batch size
+    limit_train: int = 0             # train on the first N images; 0 = all 60,000
+    data_dir: str = ""               # "" = $BACKPROP_LAB_DATA or ./data
+
+    def __post_init__(self):
+        def fail(field, allowed):
+            raise ValueError(f"--{field.replace('_', '-')} {getattr(self, field)!r} is invalid; {allowed}")
+
+        for field, choices in (("backend", BACKENDS), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
+                               ("dtype", ("float32", "float64")), ("reduction", ("sum", "mean"))):
+            if getattr(self, field) not in choices:
+                fail(field, f"choose from {', '.join(choices)}")
+        if (self.hidden or self.activation) and self.arch != "mlp":
+            raise ValueError("--hidden and --activation customise --arch mlp only")
+        if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
+            fail("hidden", "give positive integer widths, e.g. 512,256")
+        if self.activation and self.activation not in spec.ACTIVATIONS:
+            fail("activation", f"choose from {', '.join(spec.ACTIVATIONS)}")
+        parse_init(self.init)
+        for field in ("seed", "limit_train"):
+            if isinstance(getattr(self, field), bool) or not isinstance(getattr(self, field), int) or getattr(self, field) < 0:
+                fail(field, "give an integer >= 0")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            fail("epochs", "give an integer >= 1")
+        if self.batch_size != "full" and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                                          or self.batch_size < 1):
+            fail("batch_size", "give a positive integer or 'full'")
+        for field in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                fail(field, "give a finite number >= 0")
+        if self.lr == 0:
+            fail("lr", "give a learning rate > 0")
+
+    @property
+    def backends(self):
+        """The backends this run trains, in order."""
+        return ("manual", "torch") if self.backend == "both" else (self.backend,)
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, values):
+        """A Config from a dict (e.g. a run's config.json); unknown keys are rejected."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        if "hidden" in values:
+            values = {**values, "hidden": tuple(values["hidden"])}
+        return cls(**values)
+
+
+def spec_of(cfg):
+    """The layer specs cfg trains: the named architecture, or mlp with custom widths/activation."""
+    if cfg.arch == "mlp" and (cfg.hidden or cfg.activation):
+        return spec.mlp(hidden=cfg.hidden or (256, 128), activation=cfg.activation or "relu")
+    return spec.get(cfg.arch)
+
+
+def batch_size_of(cfg, n):
+    """The number of examples per step for n training examples ("full" = all of them)."""
+    return n if cfg.batch_size == "full" else min(cfg.batch_size, n)

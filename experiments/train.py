@@ -1,0 +1,195 @@
+"""One model-agnostic training loop for both backends: TensorBoard, checkpoints, resume, divergence stops."""
+import os
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+import manual
+from experiments import checkpoint, data
+from experiments.backends import BACKENDS, Diverged
+from experiments.config import Config, batch_size_of, spec_of
+from experiments.data.idx import write_atomic
+
+GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C arrived; a checkpoint was written first."""
+
+
+@dataclass
+class Result:
+    backend: str
+    init_state: dict
+    final_state: dict = None
+    snapshots: list = field(default_factory=list)   # state dicts along the way: init first, final last
+    test_loss: float = float("nan")
+    test_accuracy: float = float("nan")
+    epoch_seconds: list = field(default_factory=list)
+    train_losses: list = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self):
+        return statistics.median(self.epoch_seconds) if self.epoch_seconds else float("nan")
+
+
+class Run:
+    """One backend's position in training: epoch, batch within it, global step, and its TensorBoard writer."""
+
+    def __init__(self, backend, run_dir, result):
+        self.backend, self.result = backend, result
+        self.dir = os.path.join(run_dir, backend.name)
+        self.epoch = self.batch = self.step = 0
+        self.writer = None
+
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.dir, "checkpoint.npz")
+
+    def save(self):
+        b = self.backend
+        meta = {"epoch": self.epoch, "batch": self.batch, "step": self.step}
+        checkpoint.save(self.checkpoint_path, {"param": b.state_dict(), "optim": b.optimizer_state(),
+                                               "rng": b.rng_state(), "meta": meta})
+
+    def restore(self):
+        if not os.path.exists(self.checkpoint_path):
+            raise checkpoint.CheckpointError(f"{self.checkpoint_path}: no checkpoint to resume from")
+        groups = checkpoint.load(self.checkpoint_path)
+        try:
+            self.backend.load(groups["param"], groups["optim"], groups["rng"])
+            self.epoch, self.batch, self.step = (int(groups["meta"][k]) for k in ("epoch", "batch", "step"))
+        except (KeyError, ValueError, RuntimeError, StopIteration) as err:
+            raise checkpoint.CheckpointError(f"{self.checkpoint_path}: does not fit this run ({err})") from None
+
+
+def write_config(cfg, run_dir):
+    os.makedirs(run_dir, exist_ok=True)
+    write_atomic(os.path.join(run_dir, "config.json"), cfg.to_json().encode() + b"\n")
+
+
+def log_epoch(run, test_loss, test_acc, seconds):
+    w, step = run.writer, run.step
+    w.add_scalar("test/loss", test_loss, step)
+    w.add_scalar("test/accuracy", test_acc, step)
+    w.add_scalar("time/epoch_seconds", seconds, step)
+    for name, value in run.backend.state_dict().items():
+        w.add_histogram(f"weights/{name}", value, step)
+    for name, value in run.backend.grads().items():
+        w.add_histogram(f"grads/{name}", value, step)
+
+
+def run_epoch(run, cfg, xtr, ytr, stop, snapshot_at, quiet):
+    """Train run's backend through the rest of its current epoch; returns the seconds it took."""
+    bs = batch_size_of(cfg, len(xtr))
+    total = data.num_batches(len(xtr), bs)
+    bar = tqdm(total=len(xtr), initial=min(run.batch * bs, len(xtr)), unit="img", unit_scale=True, leave=False,
+               desc=f"{run.backend.name} epoch {run.epoch + 1}/{cfg.epochs}", disable=quiet)
+    start = time.perf_counter()
+    for xb, yb in data.batches(xtr, ytr, bs, cfg.seed, run.epoch, start=run.batch):
+        try:
+            loss = run.backend.step(xb, yb)
+        except Diverged as err:
+            bar.close()
+            raise Diverged(f"{run.backend.name}: step {run.step + 1} (epoch {run.epoch + 1}): {err}") from None
+        run.batch += 1
+        run.step += 1
+        per_example = loss / len(yb) if cfg.reduction == "sum" else loss
+        run.result.train_losses.append(per_example)
+        run.writer.add_scalar("train/loss", per_example, run.step)
+        if run.step % GRAD_LOG_EVERY == 0 or run.batch == total:
+            for name, g in run.backend.grads().items():
+                run.writer.add_scalar(f"grad_norm/{name}", float(np.linalg.norm(g)), run.step)
+        if run.batch in snapshot_at and run.batch < total:
+            run.result.snapshots.append(run.backend.state_dict())
+        bar.update(len(yb))
+        bar.set_postfix(loss=f"{per_example:.4f}", refresh=False)
+        if stop["now"]:
+            bar.close()
+            run.save()
+            raise Interrupted(f"interrupted at step {run.step}; checkpoint written to {run.checkpoint_path}")
+    bar.close()
+    return time.perf_counter() - start
+
+
+def snapshot_batches(cfg, n, per_epoch):
+    """Batch counts within an epoch after which a snapshot is taken (the epoch's end is always one)."""
+    total = data.num_batches(n, batch_size_of(cfg, n))
+    return {round(total * (i + 1) / per_epoch) for i in range(per_epoch)} if per_epoch else set()
+
+
+def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False):
+    """Train cfg's backend(s) into run_dir; returns {backend: Result}."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    layers = spec_of(cfg)
+    flatten = not isinstance(layers[0], manual.spec.Conv2d)
+    root = cfg.data_dir or None
+    xtr, ytr = data.load("train", root, dtype=cfg.dtype, flatten=flatten, limit=cfg.limit_train or None)
+    xte, yte = data.load("test", root, dtype=cfg.dtype, flatten=flatten)
+    init_state = manual.build(layers, init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
+    runs = [Run(BACKENDS[name](layers, cfg, init_state), run_dir, Result(name, init_state))
+            for name in cfg.backends]
+    write_config(cfg, run_dir)
+    for run in runs:
+        if resume:
+            run.restore()
+        run.writer = SummaryWriter(run.dir, purge_step=run.step + 1 if resume else None)
+        run.result.snapshots.append(run.backend.state_dict())  # the start of this process's part of the run
+    snapshot_at = snapshot_batches(cfg, len(xtr), snapshots_per_epoch)
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    try:
+        for epoch in range(cfg.epochs):
+            for run in runs:
+                if run.epoch > epoch:
+                    continue
+                seconds = run_epoch(run, cfg, xtr, ytr, stop, snapshot_at, quiet)
+                run.epoch, run.batch = epoch + 1, 0
+                test_loss, test_acc = run.backend.evaluate(xte, yte)
+                run.result.epoch_seconds.append(seconds)
+                run.result.test_loss, run.result.test_accuracy = test_loss, test_acc
+                if snapshots_per_epoch:
+                    run.result.snapshots.append(run.backend.state_dict())
+                log_epoch(run, test_loss, test_acc, seconds)
+                run.save()
+            if len(runs) == 2:
+                a, b = (r.backend.state_dict() for r in runs)
+                diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+                runs[0].writer.add_scalar("agreement/max_param_diff", diff, runs[0].step)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for run in runs:
+            run.writer.flush()
+    return finish(cfg, run_dir, runs)
+
+
+def finish(cfg, run_dir, runs):
+    """final.npz per backend (the first backend's also at the top of run_dir), hparams; the results."""
+    hparams = {k: (",".join(map(str, v)) if isinstance(v, tuple) else str(v) if k == "batch_size" else v)
+               for k, v in cfg.__dict__.items() if k not in ("backend", "data_dir")}
+    for i, run in enumerate(runs):
+        res = run.result
+        res.final_state = run.backend.state_dict()
+        if len(res.snapshots) == 1:
+            res.snapshots.append(res.final_state)
+        for path in [os.path.join(run.dir, "final.npz")] + ([os.path.join(run_dir, "final.npz")] if i == 0 else []):
+            checkpoint.save_arrays(path, res.final_state)
+        run.writer.add_hparams({**hparams, "backend": run.backend.name},
+                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss},
+                               run_name=".", global_step=run.step)
+        run.writer.close()
+    return {run.backend.name: run.result for run in runs}
+
+
+def main(argv=None):
+    from experiments.cli import train_main
+    return train_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
