@@ -5,3 +5,5 @@ AGREE_F64 = dict(rtol=1e-10, atol=1e-12)   # manual vs torch autograd, float64
 AGREE_F32 = dict(rtol=1e-4, atol=1e-5)     # manual vs torch autograd, float32
 CHAIN_CLOSED_FORM = 1e-12     # the notes' recursion vs the generic backward
 TRAJECTORY = 1e-8             # parameters after 200 optimizer steps, manual vs torch.optim
+OPTIM_HAND = dict(rtol=1e-14, atol=1e-15)     # one or two optimizer steps vs the test's hand-computed values (float64)
+OPTIM_MINIMUM = dict(rtol=0, atol=1e-10)      # parameters after 1000 optimizer steps on a quadratic vs its minimiser
