@@ -15,7 +15,7 @@ data: $(STAMP)
 	$(PY) -m experiments.data
 
 run: data
-	@echo "(the main job grows with each issue; today: the data summary above)"
+	$(PY) -m experiments.train --backend both --arch mlp --epochs 3 --run-dir runs/mlp --overwrite
 
 test: data
 	$(PY) -m pytest

@@ -1,0 +1,161 @@
+"""The training loop: smoke runs with TensorBoard tags, resume after SIGKILL and Ctrl-C, failure handling."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from experiments import checkpoint
+from experiments.backends import Manual
+from experiments.config import Config
+from experiments.train import train_and_evaluate
+
+SMALL = dict(limit_train=600, batch_size=100, epochs=1)
+
+
+def train_cli(*flags, wait=True):
+    cmd = [sys.executable, "-m", "experiments.train", "--quiet", *flags]
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tags(directory):
+    acc = EventAccumulator(directory, size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_smoke_both_backends_log_every_tag(tmp_path):
+    results = train_and_evaluate(Config(backend="both", **SMALL), str(tmp_path), quiet=True)
+    assert set(results) == {"manual", "torch"}
+    for name in ("manual", "torch"):
+        acc = tags(str(tmp_path / name))
+        scalars = set(acc.Tags()["scalars"])
+        assert {"train/loss", "test/loss", "test/accuracy", "time/epoch_seconds"} <= scalars
+        assert {"grad_norm/0.weight", "grad_norm/4.bias"} <= scalars
+        assert {"weights/0.weight", "grads/4.weight"} <= set(acc.Tags()["histograms"])
+        assert len(acc.Scalars("train/loss")) == 6
+        hparams = tags(str(tmp_path / name))  # add_hparams writes its own file in the same directory
+        assert "_hparams_/experiment" in hparams.summary_metadata or any(
+            "hparams" in m.plugin_data.plugin_name for m in hparams.summary_metadata.values())
+        with np.load(tmp_path / name / "final.npz", allow_pickle=False) as final:
+            assert sorted(final.files) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+        assert results[name].test_accuracy > 0.5
+    assert "agreement/max_param_diff" in tags(str(tmp_path / "manual")).Tags()["scalars"]
+    assert (tmp_path / "final.npz").exists() and (tmp_path / "config.json").exists()
+
+
+def test_same_initial_weights_and_batches_give_close_results(tmp_path):
+    results = train_and_evaluate(Config(backend="both", dtype="float64", **SMALL), str(tmp_path), quiet=True)
+    manual, torch = results["manual"], results["torch"]
+    for key in manual.init_state:
+        assert np.array_equal(manual.init_state[key], torch.init_state[key])
+        np.testing.assert_allclose(manual.final_state[key], torch.final_state[key], rtol=1e-9, atol=1e-12)
+
+
+def final_params(run_dir):
+    with np.load(os.path.join(run_dir, "final.npz"), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+RESUME_FLAGS = ["--backend", "manual", "--dtype", "float64", "--limit-train", "2000", "--batch-size", "20",
+                "--epochs", "3", "--optimizer", "adam", "--lr", "0.001"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("whole"))
+    done = train_cli(*RESUME_FLAGS, "--run-dir", run_dir, "--overwrite")
+    assert done.returncode == 0, done.stderr
+    return final_params(run_dir)
+
+
+def wait_for(path, proc, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrupted, sig):
+    run_dir = str(tmp_path)
+    proc = train_cli(*RESUME_FLAGS, "--run-dir", run_dir, wait=False)
+    wait_for(os.path.join(run_dir, "manual", "checkpoint.npz"), proc)  # epoch 1 done: now inside epoch 2
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
+    assert not os.path.exists(os.path.join(run_dir, "final.npz"))
+    meta = checkpoint.load(os.path.join(run_dir, "manual", "checkpoint.npz"))["meta"]
+    if sig == signal.SIGINT:
+        assert int(meta["batch"]) > 0  # the Ctrl-C checkpoint is mid-epoch
+    done = train_cli("--resume", "--run-dir", run_dir)
+    assert done.returncode == 0, done.stderr
+    resumed = final_params(run_dir)
+    for key, value in uninterrupted.items():
+        assert np.array_equal(resumed[key], value), key
+    steps = [e.step for e in tags(os.path.join(run_dir, "manual")).Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and len(steps) == 3 * 100  # no duplicated steps after the restart
+
+
+def test_divergence_stops_with_step_and_layer(tmp_path):
+    done = train_cli("--backend", "manual", "--limit-train", "500", "--batch-size", "50", "--lr", "1e12",
+                     "--epochs", "1", "--run-dir", str(tmp_path))
+    assert done.returncode == 3
+    message = done.stderr.strip().splitlines()[-1]
+    assert "step" in message and "non-finite" in message and "Traceback" not in done.stderr
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    steps = {"n": 0}
+    real_step = Manual.step
+
+    def poisoned(self, x, y):
+        steps["n"] += 1
+        if steps["n"] == 9:  # in epoch 2: epoch 1 has 6 steps
+            self.net.params["2.weight"][0, 0] = np.inf
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Manual, "step", poisoned)
+    cfg = Config(backend="manual", **{**SMALL, "epochs": 2})
+    from experiments.backends import Diverged
+    with pytest.raises(Diverged, match=r"step 9 \(epoch 2\).*first non-finite gradient: 0\.weight"):
+        train_and_evaluate(cfg, str(tmp_path), quiet=True)
+    saved = checkpoint.load(str(tmp_path / "manual" / "checkpoint.npz"))
+    assert int(saved["meta"]["epoch"]) == 1 and int(saved["meta"]["step"]) == 6
+    assert all(np.isfinite(v).all() for v in saved["param"].values())
+
+
+def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path):
+    done = train_cli("--backend", "manual", "--limit-train", "300", "--batch-size", "100", "--epochs", "1",
+                     "--run-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "manual" / "checkpoint.npz"
+    path.write_bytes(path.read_bytes()[:200])
+    done = train_cli("--resume", "--run-dir", str(tmp_path), "--epochs", "2")
+    assert done.returncode == 1
+    assert str(path) in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "-1"], "--lr"),
+    (["--batch-size", "zero"], "--batch-size"),
+    (["--optimizer", "rmsprop"], "--optimizer"),
+    (["--arch", "chain"], "--arch"),
+    (["--init", "glorot"], "init"),
+    (["--hidden", "64,x"], "--hidden"),
+    (["--arch", "lenet", "--hidden", "64"], "--hidden"),
+    (["--epochs", "0"], "--epochs"),
+])
+def test_invalid_flags_give_one_line_errors(tmp_path, flags, words):
+    done = train_cli(*flags, "--run-dir", str(tmp_path / "x"))
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and words in errors[0] and "Traceback" not in done.stderr
