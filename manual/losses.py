@@ -11,7 +11,7 @@ def _check_reduction(reduction):
 
 
 def _labels(logits, y):
-    """y as an integer array of one label in [0, classes) per row of logits; else ValueError."""
+    """y as an intp array of one label in [0, classes) per row of logits; else ValueError."""
     if not isinstance(logits, np.ndarray) or logits.ndim != 2 or logits.dtype.kind != "f":
         raise ValueError(f"cross_entropy expects float logits of shape (N, classes), got {getattr(logits, 'shape', logits)!r}")
     y = np.asarray(y)
@@ -20,29 +20,30 @@ def _labels(logits, y):
     if y.shape != logits.shape[:1]:
         raise ValueError(f"labels of shape {y.shape} do not match logits of shape {logits.shape}")
     classes = logits.shape[1]
-    bad = (y < 0) | (y >= classes)
-    if bad.any():
-        raise ValueError(f"labels must lie in [0, {classes}), got {y[bad][0]}")
-    return y
+    if y.size and y.astype(np.uint64, copy=False).max() >= classes:    # a negative label wraps to a huge one
+        raise ValueError(f"labels must lie in [0, {classes}), got {y[(y < 0) | (y >= classes)][0]}")
+    return y.astype(np.intp, copy=False)
 
 
 def cross_entropy(logits, y, reduction="sum"):
     """-sum_n log softmax(logits_n)[y_n] (the notes' L(W)), via log-sum-exp; gradient softmax - onehot."""
     _check_reduction(reduction)
     y = _labels(logits, y)
-    rows = np.arange(len(y))
-    z = logits - logits.max(axis=1, keepdims=True)                 # (N, C), each row's max is 0
+    n = len(y)
+    z = np.array(logits.T, order="C")                               # (C, N) copy: per-example work on contiguous rows
+    z -= z.max(axis=0)                                             # each example's max logit is now 0
+    true = y * n + np.arange(n)                                    # flat indices of z[y_i, i]
+    picked = z.ravel()[true]                                       # (N,)
     with np.errstate(under="ignore"):                              # e^z -> 0 is the exact limit
-        e = np.exp(z)                                              # (N, C)
-    total = e.sum(axis=1, keepdims=True)                           # (N, 1), in [1, C]
-    loss = float(np.sum(np.log(total[:, 0]) - z[rows, y]))
-    dlogits = e
-    dlogits /= total                                               # softmax
-    dlogits[rows, y] -= 1
+        np.exp(z, out=z)
+    total = z.sum(axis=0)                                          # (N,), in [1, C]
+    loss = float(np.sum(np.log(total) - picked))
+    z /= total                                                     # softmax
+    z.ravel()[true] -= 1
     if reduction == "mean":
-        loss /= len(y)
-        dlogits /= len(y)
-    return loss, dlogits
+        loss /= n
+        z /= n
+    return loss, z.T                                               # (N, C)
 
 
 def mse(out, target, reduction="mean"):
