@@ -1,0 +1,98 @@
+"""Sequential: layers built from a spec, run in order, with torch's state-dict keys ("0.weight", ...)."""
+import numpy as np
+
+from manual import spec as S
+from manual.conv import Conv2d, MaxPool2d
+from manual.layers import Dropout, Flatten, Linear, ReLU, Sigmoid, Tanh
+from manual.losses import cross_entropy, mse
+
+LAYERS = {S.Linear: Linear, S.Conv2d: Conv2d, S.MaxPool2d: MaxPool2d, S.Flatten: Flatten,
+          S.ReLU: ReLU, S.Sigmoid: Sigmoid, S.Tanh: Tanh, S.Dropout: Dropout}
+LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
+
+
+def make_layers(layers, dtype, seed=0):
+    """One layer object per spec, params zero; the Dropout at index i draws its masks from default_rng((seed, i))."""
+    return [Dropout(s, dtype, seed=(seed, i)) if isinstance(s, S.Dropout) else LAYERS[type(s)](s, dtype)
+            for i, s in enumerate(S.validate(layers))]
+
+
+class Sequential:
+    """Layers applied in order; backward runs them in reverse and leaves each layer's grads filled."""
+
+    def __init__(self, layers, spec):
+        self.layers, self.spec = list(layers), S.validate(spec)
+        if len(self.layers) != len(self.spec):
+            raise ValueError(f"{len(self.layers)} layers for a spec of {len(self.spec)}")
+        self.dtype, self.out_shape = self.layers[0].dtype, None
+
+    @property
+    def params(self):
+        """{"0.weight": live array, ...} in layer order (what an optimizer updates in place)."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    def grads(self):
+        """{"0.weight": array, ...} from the last backward; the next backward overwrites these arrays."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        self.out_shape = x.shape
+        return x
+
+    def backward(self, dout, input_grad=True):
+        """dL/dx of the last forward's input (None when input_grad is False, which skips its cost); fills grads."""
+        if not isinstance(dout, np.ndarray) or dout.shape != self.out_shape or dout.dtype != self.dtype:
+            got = (dout.shape, dout.dtype) if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise ValueError(f"backward expects dout of shape {self.out_shape} and dtype {self.dtype} "
+                             f"(the last forward's output), got {got}")
+        if input_grad:
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
+            return dout
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+        for layer in self.layers[:first:-1]:                       # layers before the first with params: skipped
+            dout = layer.backward(dout)
+        if first < len(self.layers):
+            self.layers[first].backward(dout, input_grad=False)
+        return None
+
+    def loss_and_grads(self, x, y, reduction="sum", loss="cross_entropy"):
+        """Forward, loss, backward: (float loss, grads())."""
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        value, dout = LOSSES[loss](self.forward(x), y, reduction=reduction)
+        self.backward(dout, input_grad=False)
+        return value, self.grads()
+
+    def state_dict(self):
+        """{"0.weight": copy, ...}: torch's keys and shapes."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy state into the live params; any missing, extra, mis-shaped or mis-typed entry raises and changes nothing."""
+        params = self.params
+        missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        if missing or extra:
+            raise ValueError(f"state dict mismatch: missing {missing}, unexpected {extra}")
+        for key, value in state.items():
+            have = params[key]
+            if not isinstance(value, np.ndarray) or value.shape != have.shape or value.dtype != have.dtype:
+                got = (value.shape, value.dtype) if isinstance(value, np.ndarray) else type(value).__name__
+                layer = self.layers[int(key.split(".")[0])].name
+                raise ValueError(f"{key} of {layer}: expected {have.shape} {have.dtype}, got {got}")
+        for key, value in state.items():
+            params[key][...] = value
+
+    def train(self):
+        """Training mode (Dropout active); returns self."""
+        for layer in self.layers:
+            layer.training = True
+        return self
+
+    def eval(self):
+        """Evaluation mode (Dropout is the identity); returns self."""
+        for layer in self.layers:
+            layer.training = False
+        return self
