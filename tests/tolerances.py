@@ -7,7 +7,9 @@ CHAIN_CLOSED_FORM = 1e-12     # the notes' recursion vs the generic backward
 TRAJECTORY = 1e-8             # parameters after 200 optimizer steps, manual vs torch.optim
 OPTIM_HAND = dict(rtol=1e-14, atol=1e-15)     # one or two optimizer steps vs the test's hand-computed values (float64)
 OPTIM_MINIMUM = dict(rtol=0, atol=1e-10)      # parameters after 1000 optimizer steps on a quadratic vs its minimiser
+SAME_WEIGHTS_FORWARD = 1e-12  # rel_error of float64 outputs, manual vs torch on identical weights (summation order)
 ROUNDING_F64 = dict(rtol=1e-13, atol=0)    # the same formula computed two ways in float64: rounding only
 ROUNDING_F32 = dict(rtol=1e-6, atol=0)     # the same, in float32
 SAMPLE_FRACTION = 0.01        # |observed - expected| fraction of dropped units (~7 sigma at 200,000 draws)
 INIT_SPREAD = 0.01            # relative error of an initializer's sample std (~7 sigma at 500,000 draws)
+TORCH_GRADCHECK = dict(rtol=1e-6, atol=1e-8)  # torch.autograd.gradcheck (its defaults, 1e-3 / 1e-5, pass a 0.1% error)
