@@ -17,11 +17,15 @@ data: $(STAMP)
 run: data
 	$(PY) -m experiments.train --backend both --arch mlp --epochs 3 --run-dir runs/mlp --overwrite
 
+# One BLAS/OpenMP thread for tests: numpy and torch alternate within a test, and their idle threads
+# spin against each other on two cores (a full-batch trajectory test: 75 s with two threads each, 8 s with one).
+TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
 test: data
-	$(PY) -m pytest
+	$(TEST_ENV) $(PY) -m pytest
 
 test-full: data
-	$(PY) -m pytest -m full
+	$(TEST_ENV) $(PY) -m pytest -m full
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_epoch.py
