@@ -9,15 +9,16 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from experiments.claims import harness
-from tests.tolerances import CHAIN_AUTOGRAD
+from tests.tolerances import AGREE_F32, CHAIN_AUTOGRAD, ROUNDING_F32, TRAJECTORY
 
-MODULES = ("chain_depth",)
+MODULES = ("chain_depth", "backend_agreement", "gd_variants", "init_dependence")
 
 
 def run_quick(name, out, *flags):
     """Run experiments.claims.<name> --quick into out; returns its CSV files as lists of rows."""
     module = importlib.import_module(f"experiments.claims.{name}")
     assert module.main(["--quick", "--out", str(out), *flags]) == 0
+    assert "took" in (out / "findings.txt").read_text()
     return {path.rsplit("/", 1)[1]: harness.read_csv(path) for path in glob.glob(f"{out}/*.csv")}
 
 
@@ -61,3 +62,72 @@ def test_chain_depth(tmp_path):
     logged = scalars(tmp_path)
     assert max(v for _, v in logged["autograd_max_rel_diff/sigmoid"]) <= CHAIN_AUTOGRAD
     assert [s for s, _ in logged["gradient_first_layer/tanh"]] == [2, 5, 10]
+
+
+def test_backend_agreement(tmp_path):
+    csvs = run_quick("backend_agreement", tmp_path, "--workers", "2")
+    agreement, finals = csvs["agreement.csv"], csvs["agreement_final.csv"]
+    for dtype in ("float64", "float32"):
+        rows = [r for r in agreement if r["dtype"] == dtype]
+        steps, diff = floats(rows, "step"), floats(rows, "max_abs_diff")
+        assert steps[0] == 0 and diff[0] == 0, "both backends start from the same weights"
+        assert np.all(np.diff(steps) > 0) and steps[-1] == 2 * 8, "2 epochs of 1000 images in batches of 128"
+        logged = floats(rows, "logged_max_param_diff")
+        at_epoch_end = floats(rows, "epoch") % 1 == 0
+        np.testing.assert_allclose(logged[at_epoch_end], diff[at_epoch_end], **ROUNDING_F32)
+        if dtype == "float64":
+            assert np.max(diff) <= TRAJECTORY
+        else:
+            assert np.all(diff <= AGREE_F32["atol"] + AGREE_F32["rtol"] * floats(rows, "max_abs_param"))
+            assert np.max(diff) > 0, "float32 round-off shows up at all"
+    f64 = next(r for r in finals if r["dtype"] == "float64")
+    assert f64["predictions_differing"] == "0" and f64["manual_test_accuracy"] == f64["torch_test_accuracy"]
+    assert float(f64["manual_test_accuracy"]) > 0.5
+    assert len(csvs["agreement_losses.csv"]) == 2 * 2
+    assert_pngs(tmp_path, "agreement_over_training.png")
+    assert set(scalars(tmp_path)) >= {"max_abs_param_diff/float64_s0", "abs_train_loss_diff/float32_s0"}
+    assert glob.glob(f"{tmp_path}/runs/float64-s0/manual/events.out.tfevents.*")
+
+
+def test_gd_variants(tmp_path):
+    csvs = run_quick("gd_variants", tmp_path)
+    curves, finals = csvs["gd_curves.csv"], csvs["gd_final.csv"]
+    assert [f["batch_size"] for f in finals] == ["1", "64", "full"]
+    assert [int(f["steps"]) for f in finals] == [256, 4, 1], "one budget of 256 examples: 256/B steps"
+    for bs in ("1", "64", "full"):
+        rows = [r for r in curves if r["batch_size"] == bs]
+        assert floats(rows, "examples_seen")[-1] == 256 and floats(rows, "examples_seen")[0] == 0
+        assert len({r["train_loss"] for r in rows if r["step"] == "0"}) == 1, "one init, one loss at step 0"
+        assert np.all(np.diff(floats(rows, "seconds")) >= 0)
+    start = {float(r["train_loss"]) for r in curves if r["step"] == "0"}
+    assert len(start) == 1, "every batch size starts from the same weights"
+    sgd = next(f for f in finals if f["batch_size"] == "1")
+    assert float(sgd["train_loss"]) < start.pop(), "256 SGD steps lower the loss"
+    assert np.all(np.isfinite(floats(finals, "sharpness_r0.1")))
+    assert_pngs(tmp_path, "gd_loss_curves.png", "gd_sharpness_accuracy.png")
+    assert {"final/test_accuracy", "train_loss_by_examples/batch_1"} <= set(scalars(tmp_path))
+
+
+def test_init_dependence(tmp_path):
+    csvs = run_quick("init_dependence", tmp_path, "--workers", "2")
+    runs, pairs, symmetry = csvs["init_runs.csv"], csvs["init_pairs.csv"], csvs["init_symmetry.csv"]
+    schemes = ("zeros", "normal:0.01", "xavier_uniform", "kaiming_normal", "normal:1.0")
+    assert [(r["scheme"], r["seed"]) for r in runs if r["activation"] == "relu"] == \
+        [(s, str(seed)) for s in schemes for seed in (0, 1)]
+    trained = [r for r in runs if r["diverged"] == "False"]
+    assert all(np.isfinite(float(r[k])) for r in trained for k in ("test_loss", "train_loss", "test_accuracy"))
+    kaiming = [r for r in runs if r["scheme"] == "kaiming_normal"]
+    assert all(float(r["test_accuracy"]) > 0.3 for r in kaiming), "500 images, one epoch: well above chance"
+    for r in (r for r in runs if r["scheme"] == "zeros" and r["activation"] == "relu"):
+        assert float(r["test_accuracy"]) == 0.1135, "relu'(0) = 0: only the output bias learns -> the commonest class"
+    relu_zero = [r for r in symmetry if r["run"].startswith("relu-zeros")]
+    assert relu_zero and all(float(r["spread"]) == 0 and float(r["max_abs_weight"]) == 0 for r in relu_zero)
+    sigmoid_zero = [r for r in symmetry if r["run"] == "sigmoid-zeros-s0"]
+    assert all(float(r["spread"]) == 0 for r in sigmoid_zero), "identical units stay identical"
+    assert float(max(sigmoid_zero, key=lambda r: int(r["step"]))["max_abs_weight"]) > 0, "yet they do learn"
+    assert all(float(r["spread"]) > 0.1 for r in symmetry if r["run"] == "sigmoid-xavier_uniform-s0")
+    relu_trained = [r["scheme"] for r in trained if r["activation"] == "relu"]
+    assert {p["scheme"] for p in pairs} == {s for s in schemes if relu_trained.count(s) == 2}
+    assert all(float(p["distance"]) > 0 and float(p["max_loss"]) >= float(p["loss_a"]) for p in pairs)
+    assert_pngs(tmp_path, "init_spread.png", "init_distances.png", "init_barriers.png", "init_zero_symmetry.png")
+    assert "barrier/kaiming_normal" in scalars(tmp_path)

@@ -258,9 +258,7 @@ def main(argv=None):
         pngs = [plot_per_layer(grads, bounds, settings, args.out, w),
                 plot_first_layer(grads, bounds, settings, args.out, w),
                 plot_training(train_rows, settings, args.out, w)]
-        text = summarize(rows, grads, train_rows, settings)
-        w.add_text("findings", "\n\n".join(text))
-    print("\n".join(text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - start:.1f} s"]))
+        harness.finish(w, args.out, summarize(rows, grads, train_rows, settings), pngs, start)
     return 0
 
 

@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no display, no pyplot state
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -28,16 +29,17 @@ def positive_int(text):
     return value
 
 
-def parser(name, description, full, quick):
-    """The flags every experiment takes; the help shows both settings."""
+def parser(name, description, full, quick, workers=None):
+    """The flags every experiment takes; the help shows both settings. workers: --workers' default (cores)."""
     epilog = f"full setting (default):\n  {describe(full)}\n--quick setting:\n  {describe(quick)}"
     p = argparse.ArgumentParser(prog=f"python -m experiments.claims.{name}", description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     p.add_argument("--quick", action="store_true", help="the tiny smoke-test setting (seconds) instead of the full one")
     p.add_argument("--out", default=os.path.join("runs", "claims", name),
                    help=f"where the CSV, PNGs and TensorBoard logs (OUT/tb) go (default: runs/claims/{name})")
-    p.add_argument("--workers", type=positive_int, default=cores(),
-                   help=f"worker processes for independent trainings (default: the number of cores, {cores()})")
+    p.add_argument("--workers", type=positive_int, default=workers or cores(),
+                   help=f"worker processes for independent trainings (default: {workers or cores()}"
+                        f"{'' if workers else ', the number of cores'})")
     return p
 
 
@@ -46,15 +48,42 @@ def describe(settings):
     return ", ".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings))
 
 
-def start(name, description, full, quick, argv):
+def start(name, description, full, quick, argv, workers=None):
     """(args, settings): parse the flags, empty OUT's TensorBoard and training folders, say what runs."""
-    args = parser(name, description, full, quick).parse_args(argv)
+    args = parser(name, description, full, quick, workers).parse_args(argv)
     settings = quick if args.quick else full
     for sub in ("tb", "runs"):
         shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
     log(f"{name} ({'quick' if args.quick else 'full'}): {describe(settings)}; output in {args.out}")
     return args, settings
+
+
+def strip(ax, groups, labels, log_scale=False):
+    """One column of jittered dots per group (a list of value lists), labelled below."""
+    for k, values in enumerate(groups):
+        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(len(values))
+        ax.plot(k + jitter, values, "o", color=f"C{k % 10}", alpha=0.7)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+    if log_scale:
+        ax.set_yscale("log")
+
+
+def stats(values):
+    """'mean ± std (min .., max ..)' of some numbers, or 'none'."""
+    values = np.asarray(values, float)
+    if not len(values):
+        return "none"
+    return f"{values.mean():.4g} ± {values.std():.2g} (min {values.min():.4g}, max {values.max():.4g})"
+
+
+def finish(w, out, text, pngs, start):
+    """The findings (lines of text) into TensorBoard, OUT/findings.txt and stdout, with the PNGs and the time taken."""
+    w.add_text("findings", "\n\n".join(text))
+    lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - start:.1f} s"]
+    with open(os.path.join(out, "findings.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def log(message):
@@ -115,30 +144,47 @@ class Progress:
             self.last = now
 
 
-def parallel_map(function, jobs, workers):
-    """[function(job) for job in jobs], in order, over `workers` spawned processes (in this one if workers == 1).
+class Workers:
+    """A pool of `workers` spawned processes, reused by every map() inside the with block; this process if 1.
 
     Each worker starts with cores // workers BLAS/OpenMP threads (torch reads the same variables), so the pool
     does not oversubscribe the machine.
     """
-    workers, progress, results = min(workers, len(jobs)), Progress(len(jobs)), []
-    if workers <= 1:
-        for job in jobs:
-            results.append(function(job))
-            progress.tick()
+
+    def __init__(self, workers):
+        self.workers, self.pool = workers, None
+
+    def __enter__(self):
+        if self.workers > 1:
+            threads = str(max(1, cores() // self.workers))
+            saved = {var: os.environ.get(var) for var in THREAD_VARS}
+            os.environ.update({var: threads for var in THREAD_VARS})   # read by each worker's BLAS and torch
+            try:
+                self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            finally:
+                for var, value in saved.items():
+                    if value is None:
+                        os.environ.pop(var, None)
+                    else:
+                        os.environ[var] = value
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.close() if exc[0] is None else self.pool.terminate()
+            self.pool.join()
+
+    def map(self, function, jobs):
+        """[function(job) for job in jobs], in order, progress logged."""
+        progress, results = Progress(len(jobs)), []
+        outcomes = self.pool.imap(function, jobs) if self.pool else map(function, jobs)
+        for result in outcomes:
+            results.append(result)
+            progress.tick(f", {self.workers} workers" if self.pool else "")
         return results
-    threads = str(max(1, cores() // workers))
-    saved = {var: os.environ.get(var) for var in THREAD_VARS}
-    os.environ.update({var: threads for var in THREAD_VARS})   # read by each worker's BLAS and torch at import
-    try:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap(function, jobs):
-                results.append(result)
-                progress.tick(f", {workers} workers")
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-    return results
+
+
+def parallel_map(function, jobs, workers):
+    """[function(job) for job in jobs] over min(workers, len(jobs)) worker processes (see Workers)."""
+    with Workers(min(workers, len(jobs))) as pool:
+        return pool.map(function, jobs)

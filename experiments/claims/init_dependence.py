@@ -1,0 +1,217 @@
+"""Dependence on initialization (section 8): mlp trained from several seeds of each initialization scheme, all
+else equal. Measured: the spread of the final losses and accuracies within each scheme, the distances between all
+solutions, and the loss barrier on the straight line between every two solutions of a scheme (the landscape
+tools' barrier: the highest loss on the segment minus the mean of its ends, on a fixed training subset).
+
+Zero initialization and symmetry: when every weight starts equal, every hidden unit of a layer computes the same
+function and receives the same gradient, so the units stay identical and the layer acts as one unit. With ReLU
+(relu(0) = 0 and relu'(0) = 0) no hidden weight ever gets a gradient and only the output bias learns; a sigmoid
+net, whose hidden units output 1/2 at zero, does learn, but as one unit per layer. Both are measured: the largest
+difference between any two hidden units' incoming and outgoing weights, along training, against a random init.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from experiments.claims import harness, solutions
+from experiments.landscape import surfaces
+
+NAME = "init_dependence"
+SYMMETRY_RUNS = (("sigmoid", "zeros"), ("sigmoid", "xavier_uniform"))   # (activation, init), seed 0, tracked
+
+
+@dataclass(frozen=True)
+class Settings:
+    schemes: tuple = ("zeros", "normal:0.01", "xavier_uniform", "kaiming_normal", "normal:1.0")
+    seeds: int = 10
+    limit_train: int = 20_000
+    epochs: int = 3
+    eval_samples: int = 2000             # the training subset for losses along paths
+    path_steps: int = 20                 # segments on each straight path between two solutions
+    symmetry_snapshots_per_epoch: int = 4
+
+
+FULL = Settings()
+QUICK = Settings(seeds=2, limit_train=500, epochs=1, eval_samples=200, path_steps=4, symmetry_snapshots_per_epoch=2)
+
+
+def config(settings, init, seed, activation=""):
+    from experiments.config import Config
+
+    return Config(backend="manual", arch="mlp", activation=activation, init=init, seed=seed,
+                  epochs=settings.epochs, limit_train=settings.limit_train)
+
+
+def hidden_layers(state):
+    """[(weight key, next weight key)] for every hidden Linear of an MLP state dict, in order."""
+    weights = [k for k in state if k.endswith(".weight")]
+    return list(zip(weights[:-1], weights[1:]))
+
+
+def unit_spread(state):
+    """Per hidden layer: (units, the largest difference between any unit's incoming weights, bias and outgoing
+    weights and unit 0's, the largest |weight| of the layer): 0 spread with a non-zero scale = identical units."""
+    rows = []
+    for key, after in hidden_layers(state):
+        w, b, out = state[key], state[key.replace("weight", "bias")], state[after]        # (u, in), (u,), (o, u)
+        spread = max(float(np.max(np.abs(w - w[:1]))), float(np.max(np.abs(b - b[0]))),
+                     float(np.max(np.abs(out - out[:, :1]))))
+        rows.append((key.split(".")[0], len(w), spread, float(max(np.max(np.abs(w)), np.max(np.abs(out))))))
+    return rows
+
+
+def train_one(job):
+    """Train one (init, seed[, activation]); (summary row, final weights or None, symmetry rows)."""
+    cfg, settings = job["cfg"], job["settings"]
+    metrics, result = solutions.train(cfg, job["run_dir"], settings.eval_samples, job["snapshots"])
+    row = {"scheme": cfg.init, "activation": cfg.activation or "relu", "seed": cfg.seed, **metrics}
+    if result is None:
+        return row, None, []
+    if job["snapshots"]:
+        states = zip(solutions.snapshot_steps(cfg, settings.limit_train, job["snapshots"]), result.snapshots,
+                     strict=True)
+    else:
+        states = [(len(result.train_losses), result.final_state)]                       # one loss per step
+    symmetry = [{"run": f"{row['activation']}-{cfg.init}-s{cfg.seed}", "step": step, "layer": layer, "units": units,
+                 "spread": spread, "max_abs_weight": scale}
+                for step, state in states for layer, units, spread, scale in unit_spread(state)]
+    return row, result.final_state, symmetry
+
+
+def plot_spread(runs, settings, out, w):
+    """Test loss, test accuracy and training-subset loss of every seed, one column of dots per scheme."""
+    fig, axes = harness.figure(cols=3)
+    keys = (("test_loss", "final test loss", True), ("test_accuracy", "final test accuracy", False),
+            ("train_loss", f"final loss on {settings.eval_samples} training images", True))
+    for ax, (key, title, log_scale) in zip(axes, keys):
+        harness.strip(ax, [[r[key] for r in runs if r["scheme"] == scheme and r["activation"] == "relu"
+                            and not r["diverged"]] for scheme in settings.schemes], settings.schemes, log_scale)
+        ax.set(title=title)
+    return harness.save_figure(fig, f"{out}/init_spread.png", w, "init/spread")
+
+
+def plot_distances(runs, dist, out, w):
+    """The distance matrix of all solutions, grouped by scheme."""
+    fig, (ax,) = harness.figure(size=(7, 6))
+    image = ax.imshow(dist, cmap="viridis")
+    fig.colorbar(image, ax=ax, label="||θ_a - θ_b||")
+    labels = [f"{r['scheme']} s{r['seed']}" for r in runs]
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=5)
+    ax.set(title="distance between solutions")
+    return harness.save_figure(fig, f"{out}/init_distances.png", w, "init/distances")
+
+
+def plot_barriers(pairs, paths, settings, out, w):
+    """Loss along every straight path between two solutions of a scheme, and the barriers per scheme."""
+    fig, (ax, barrier_ax) = harness.figure(cols=2)
+    for k, scheme in enumerate(settings.schemes):
+        mine = [(p, path) for p, path in zip(pairs, paths) if p["scheme"] == scheme]
+        for n, (_, path) in enumerate(mine):
+            ax.semilogy(path["alpha"], path["loss"], color=f"C{k}", alpha=0.4, linewidth=1,
+                        label=scheme if n == 0 else None)
+    ax.set(title="loss on the straight line between two solutions", xlabel="alpha (0: seed a, 1: seed b)",
+           ylabel=f"loss on {settings.eval_samples} training images")
+    ax.legend(fontsize=8)
+    barriers = [[p["barrier"] for p in pairs if p["scheme"] == scheme] for scheme in settings.schemes]
+    harness.strip(barrier_ax, barriers, settings.schemes)
+    barrier_ax.set(title="barrier: max loss on the line - mean of its ends", ylabel="barrier (symlog)")
+    barrier_ax.set_yscale("symlog", linthresh=1e-3)
+    return harness.save_figure(fig, f"{out}/init_barriers.png", w, "init/barriers")
+
+
+def plot_symmetry(symmetry, out, w):
+    """Largest difference between hidden units against step, per tracked run and hidden layer."""
+    fig, (ax,) = harness.figure(size=(7, 4.5))
+    tracked = sorted({r["run"] for r in symmetry if r["run"].startswith("sigmoid")})
+    for k, run in enumerate(tracked):
+        for style, layer in zip(("-o", "--s"), sorted({r["layer"] for r in symmetry})):
+            mine = [r for r in symmetry if r["run"] == run and r["layer"] == layer]
+            ax.plot([r["step"] for r in mine], [r["spread"] for r in mine], style, color=f"C{k}", markersize=3,
+                    label=f"{run}, hidden layer {layer}")
+    ax.set_yscale("symlog", linthresh=1e-9)
+    ax.set(title="max difference between two hidden units' weights (0 = all units identical)", xlabel="step",
+           ylabel="max |w_j - w_0| (symlog)")
+    ax.legend(fontsize=8)
+    return harness.save_figure(fig, f"{out}/init_zero_symmetry.png", w, "init/zero_symmetry")
+
+
+def summarize(runs, pairs, symmetry, settings):
+    lines = []
+    for scheme in settings.schemes:
+        mine = [r for r in runs if r["scheme"] == scheme and r["activation"] == "relu"]
+        ok = [r for r in mine if not r["diverged"]]
+        mine_pairs = [p for p in pairs if p["scheme"] == scheme]
+        lines.append(f"{scheme}: {len(ok)}/{len(mine)} trained ({len(mine) - len(ok)} diverged); test loss "
+                     f"{harness.stats([r['test_loss'] for r in ok])}; test accuracy "
+                     f"{harness.stats([100 * r['test_accuracy'] for r in ok])} %; distance between solutions "
+                     f"{harness.stats([p['distance'] for p in mine_pairs])}; barrier "
+                     f"{harness.stats([p['barrier'] for p in mine_pairs])}")
+    for run in sorted({r["run"] for r in symmetry}):
+        last = max(r["step"] for r in symmetry if r["run"] == run)
+        end = [r for r in symmetry if r["run"] == run and r["step"] == last]
+        acc = next(r["test_accuracy"] for r in runs if f"{r['activation']}-{r['scheme']}-s{r['seed']}" == run)
+        if run.startswith("sigmoid") or run.endswith("-s0"):
+            lines.append(f"symmetry {run} after {last} steps: " + "; ".join(
+                f"layer {r['layer']} ({r['units']} units) max unit difference {r['spread']:.3g}, largest |weight| "
+                f"{r['max_abs_weight']:.3g}" for r in end) + f"; test accuracy {100 * acc:.2f}%")
+    return lines
+
+
+def training_jobs(settings, runs_dir):
+    """Every (scheme, seed) of the relu mlp, then the tracked symmetry runs with snapshots."""
+    jobs = [{"settings": settings, "cfg": config(settings, scheme, seed), "snapshots": 0,
+             "run_dir": f"{runs_dir}/{scheme.replace(':', '')}-s{seed}"}
+            for scheme in settings.schemes for seed in range(settings.seeds)]
+    return jobs + [{"settings": settings, "cfg": config(settings, init, 0, activation),
+                    "snapshots": settings.symmetry_snapshots_per_epoch, "run_dir": f"{runs_dir}/{activation}-{init}-s0"}
+                   for activation, init in SYMMETRY_RUNS]
+
+
+def main(argv=None):
+    args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
+    start = time.perf_counter()
+    jobs = training_jobs(settings, f"{args.out}/runs")
+    with harness.Workers(args.workers) as pool:
+        harness.log(f"training {len(jobs)} networks")
+        results = pool.map(train_one, jobs)
+        runs, finals = [r[0] for r in results], [r[1] for r in results]
+        main_runs = [i for i, r in enumerate(runs) if r["activation"] == "relu" and not r["diverged"]]
+        groups = {scheme: [(i, jobs[i]["cfg"], finals[i]) for i in main_runs if runs[i]["scheme"] == scheme]
+                  for scheme in settings.schemes}
+        todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps)
+        harness.log(f"{len(todo)} straight paths between solutions")
+        paths = pool.map(solutions.straight_path, todo)
+    symmetry = [row for r in results for row in r[2] if row["run"].startswith("sigmoid") or
+                row["run"].startswith("relu-zeros")]
+    dist = solutions.distances([finals[i] for i in main_runs])
+    row_of = {run: row for row, run in enumerate(main_runs)}                          # run index -> dist row
+    pairs = []
+    for job, path in zip(todo, paths):
+        i, j = job["ij"]
+        pairs.append({"scheme": job["key"], "seed_a": runs[i]["seed"], "seed_b": runs[j]["seed"],
+                      "distance": float(dist[row_of[i], row_of[j]]), "barrier": surfaces.barrier(path),
+                      "loss_a": float(path["loss"][0]), "loss_b": float(path["loss"][-1]),
+                      "max_loss": float(path["loss"].max())})
+    harness.write_csv(f"{args.out}/init_runs.csv", runs)
+    harness.write_csv(f"{args.out}/init_pairs.csv", pairs)
+    harness.write_csv(f"{args.out}/init_symmetry.csv", symmetry)
+    with harness.writer(args.out) as w:
+        for r in runs:
+            if r["activation"] == "relu" and not r["diverged"]:
+                w.add_scalar(f"final_test_accuracy/{r['scheme']}", r["test_accuracy"], r["seed"])
+                w.add_scalar(f"final_test_loss/{r['scheme']}", r["test_loss"], r["seed"])
+        for n, p in enumerate(pairs):
+            w.add_scalar(f"barrier/{p['scheme']}", p["barrier"], n)
+        for r in symmetry:
+            w.add_scalar(f"unit_spread/{r['run']}_layer{r['layer']}", r["spread"], r["step"])
+        pngs = [plot_spread(runs, settings, args.out, w),
+                plot_distances([runs[i] for i in main_runs], dist, args.out, w),
+                plot_barriers(pairs, paths, settings, args.out, w), plot_symmetry(symmetry, args.out, w)]
+        harness.finish(w, args.out, summarize(runs, pairs, symmetry, settings), pngs, start)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Training runs as comparable solutions: train one config, evaluate it on a fixed training subset, distances and
+straight paths between solutions (the landscape tools' interpolation), and where train_and_evaluate's snapshots fall."""
+import itertools
+
+import numpy as np
+
+from experiments.claims import harness
+
+
+def snapshot_steps(cfg, n, per_epoch):
+    """The global step of each snapshot train_and_evaluate takes: the init, then per_epoch per epoch."""
+    from experiments import data
+    from experiments.config import batch_size_of
+    from experiments.train import snapshot_batches
+
+    total = data.num_batches(n, batch_size_of(cfg, n))
+    inside = sorted(b for b in snapshot_batches(cfg, n, per_epoch) if 0 < b < total)   # as run_epoch takes them
+    return [0] + [e * total + b for e in range(cfg.epochs) for b in (*inside, total)]
+
+
+def train_evaluator(cfg, samples):
+    """The landscape tools' Evaluator (mean loss, accuracy at given weights) on the first `samples` training images."""
+    from experiments import data
+    from experiments.config import spec_of
+    from experiments.landscape.evaluate import Evaluator
+
+    x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, limit=samples)
+    return Evaluator(spec_of(cfg), x, y, backend="manual", dtype=cfg.dtype)
+
+
+def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
+    """(metrics, Result or None): train cfg's one backend with train_and_evaluate; a divergence is a result too.
+
+    metrics: diverged, test loss and accuracy, loss and accuracy on the first eval_samples training images.
+    """
+    from experiments.backends import Diverged
+    from experiments.train import train_and_evaluate
+
+    try:
+        result = train_and_evaluate(cfg, run_dir, snapshots_per_epoch=snapshots_per_epoch, quiet=True)[cfg.backend]
+    except Diverged as err:
+        harness.log(f"{run_dir}: diverged ({err})")
+        return {"diverged": True, **dict.fromkeys(("test_loss", "test_accuracy", "train_loss", "train_accuracy"),
+                                                  float("nan"))}, None
+    loss, acc = train_evaluator(cfg, eval_samples)(result.final_state)
+    return {"diverged": False, "test_loss": result.test_loss, "test_accuracy": result.test_accuracy,
+            "train_loss": float(loss[0]), "train_accuracy": float(acc[0])}, result
+
+
+def straight_path(job):
+    """The landscape tools' path from job["a"] to job["b"] (state dicts of job["cfg"]'s net) on the first
+    job["samples"] training images, job["steps"] segments: {"alpha", "loss", "accuracy"}."""
+    from experiments.landscape import surfaces
+
+    evaluate = train_evaluator(job["cfg"], job["samples"])
+    return surfaces.interpolate(evaluate, job["a"], job["b"], surfaces.path_alphas(job["steps"], extend=0))
+
+
+def path_jobs(groups, samples, steps):
+    """One straight_path job per pair within each group; groups: {key: [(run index, cfg, final state)]}."""
+    jobs = []
+    for key, members in groups.items():
+        for (i, cfg, a), (j, _, b) in itertools.combinations(members, 2):
+            jobs.append({"key": key, "ij": (i, j), "cfg": cfg, "a": a, "b": b, "samples": samples, "steps": steps})
+    return jobs
+
+
+def distances(states):
+    """Euclidean distances (S, S) between flattened state dicts of one shape, via their Gram matrix in float64."""
+    flat = np.stack([np.concatenate([np.ravel(v) for v in s.values()]).astype(np.float64) for s in states])
+    sq = np.sum(flat ** 2, axis=1)                                                   # (S,)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0))    # (S, S)
