@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from experiments.claims import harness
 from tests.tolerances import AGREE_F32, CHAIN_AUTOGRAD, ROUNDING_F32, TRAJECTORY
 
-MODULES = ("chain_depth", "backend_agreement", "gd_variants", "init_dependence")
+MODULES = ("chain_depth", "backend_agreement", "gd_variants", "init_dependence", "overparam")
 
 
 def run_quick(name, out, *flags):
@@ -131,3 +131,17 @@ def test_init_dependence(tmp_path):
     assert all(float(p["distance"]) > 0 and float(p["max_loss"]) >= float(p["loss_a"]) for p in pairs)
     assert_pngs(tmp_path, "init_spread.png", "init_distances.png", "init_barriers.png", "init_zero_symmetry.png")
     assert "barrier/kaiming_normal" in scalars(tmp_path)
+
+
+def test_overparam(tmp_path):
+    csvs = run_quick("overparam", tmp_path, "--workers", "2")
+    runs, pairs, widths = csvs["overparam_runs.csv"], csvs["overparam_pairs.csv"], csvs["overparam_widths.csv"]
+    assert sorted((int(r["width"]), int(r["seed"])) for r in runs) == [(8, 0), (8, 1), (64, 0), (64, 1)]
+    assert all(int(r["params"]) == 784 * int(r["width"]) + int(r["width"]) + 10 * int(r["width"]) + 10 for r in runs)
+    assert [(p["width"], p["seed_a"], p["seed_b"]) for p in pairs] == [("8", "0", "1"), ("64", "0", "1")]
+    assert np.all(floats(pairs, "distance") > 0) and np.all(np.isfinite(floats(pairs, "barrier")))
+    assert np.all(floats(pairs, "max_loss") >= np.maximum(floats(pairs, "loss_a"), floats(pairs, "loss_b")))
+    assert [w["trained"] for w in widths] == ["2", "2"] and np.all(floats(widths, "train_loss_std") >= 0)
+    assert floats(widths, "train_loss_mean")[1] < floats(widths, "train_loss_mean")[0], "W=64 fits better than W=8"
+    assert_pngs(tmp_path, "overparam.png")
+    assert [s for s, _ in scalars(tmp_path)["by_width/barrier_mean"]] == [8, 64]

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.colors import LogNorm
 
 from experiments.claims import harness, solutions
 from experiments.landscape import surfaces
@@ -94,8 +95,9 @@ def plot_spread(runs, settings, out, w):
 def plot_distances(runs, dist, out, w):
     """The distance matrix of all solutions, grouped by scheme."""
     fig, (ax,) = harness.figure(size=(7, 6))
-    image = ax.imshow(dist, cmap="viridis")
-    fig.colorbar(image, ax=ax, label="||θ_a - θ_b||")
+    off_diagonal = np.where(dist > 0, dist, np.nan)                                  # log scale: no zeros
+    image = ax.imshow(off_diagonal, cmap="viridis", norm=LogNorm(np.nanmin(off_diagonal), np.nanmax(off_diagonal)))
+    fig.colorbar(image, ax=ax, label="||θ_a - θ_b|| (log scale)")
     labels = [f"{r['scheme']} s{r['seed']}" for r in runs]
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
     ax.set_yticks(range(len(labels)), labels, fontsize=5)

@@ -70,3 +70,8 @@ def distances(states):
     flat = np.stack([np.concatenate([np.ravel(v) for v in s.values()]).astype(np.float64) for s in states])
     sq = np.sum(flat ** 2, axis=1)                                                   # (S,)
     return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0))    # (S, S)
+
+
+def norm(state):
+    """The Euclidean norm of a state dict's tensors laid end to end, in float64."""
+    return float(np.sqrt(sum(np.sum(np.square(v, dtype=np.float64)) for v in state.values())))
