@@ -51,6 +51,9 @@ class Manual:
     def describe(self, name):
         return manual.spec.describe([self.layers[int(name.split(".")[0])]])
 
+    def set_lr(self, lr):
+        self.opt.lr = lr
+
     def step(self, x, y):
         """One forward/backward/update on a batch; returns the loss (with cfg's reduction)."""
         loss, grads = self.net.loss_and_grads(x, y, reduction=self.reduction)
@@ -112,6 +115,10 @@ class Torch:
 
     def describe(self, name):
         return manual.spec.describe([self.layers[int(name.split(".")[0])]])
+
+    def set_lr(self, lr):
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def step(self, x, y):
         """One forward/backward/update on a batch; returns the loss (with cfg's reduction)."""

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-from experiments.config import BACKENDS, MNIST_ARCHS, OPTIMIZERS, Config
+from experiments.config import BACKENDS, MNIST_ARCHS, OPTIMIZERS, SCHEDULES, Config
 
 FLAG_HELP = {
     "backend": "which backend trains: the NumPy one, torch autograd, or both side by side on the same batches",
@@ -17,7 +17,8 @@ FLAG_HELP = {
             "kaiming_normal, lecun_normal, zeros, normal:STD, uniform:A",
     "seed": "seed of the initial weights, the batch order and dropout masks",
     "optimizer": "sgd, momentum (SGD with momentum), nesterov, or adam",
-    "lr": "learning rate",
+    "lr": "learning rate (the peak, with the cosine schedule)",
+    "lr_schedule": "cosine: decay from --lr towards 0 over the epochs, set once per epoch; constant: --lr throughout",
     "momentum": "momentum for the momentum and nesterov optimizers",
     "weight_decay": "L2 weight decay added to the gradient (torch.optim's weight_decay)",
     "batch_size": "examples per step: 1 = stochastic GD, full = batch GD, anything else = mini-batch SGD",
@@ -49,7 +50,7 @@ def parse_hidden(text):
 TYPES = {"hidden": parse_hidden, "batch_size": parse_batch_size, "seed": int, "epochs": int, "limit_train": int,
          "lr": float, "momentum": float, "weight_decay": float}
 CHOICES = {"backend": BACKENDS, "arch": MNIST_ARCHS, "optimizer": OPTIMIZERS, "dtype": ("float32", "float64"),
-           "reduction": ("sum", "mean"), "activation": ("relu", "sigmoid", "tanh")}
+           "reduction": ("sum", "mean"), "activation": ("relu", "sigmoid", "tanh"), "lr_schedule": SCHEDULES}
 
 
 def add_config_flags(parser, skip=()):

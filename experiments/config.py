@@ -1,6 +1,7 @@
 """The training configuration: every default in one place, every value checked, JSON in and out."""
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 from manual import spec
@@ -8,6 +9,7 @@ from manual.init import parse as parse_init
 
 BACKENDS = ("manual", "torch", "both")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+SCHEDULES = ("cosine", "constant")
 MNIST_ARCHS = ("mlp", "mlp-sigmoid", "lenet")   # "chain" takes scalar inputs, not images
 
 
@@ -21,6 +23,7 @@ class Config:
     seed: int = 0                    # initial weights, batch order and dropout masks all follow from it
     optimizer: str = "momentum"      # sgd | momentum | nesterov | adam
     lr: float = 0.05
+    lr_schedule: str = "cosine"      # cosine: lr * (1 + cos(pi * epoch / epochs)) / 2, set at each epoch; constant
     momentum: float = 0.9            # for momentum and nesterov
     weight_decay: float = 0.0
     batch_size: object = 128         # 1 = SGD, "full" = batch gradient descent, else mini-batch SGD
@@ -35,7 +38,8 @@ class Config:
             raise ValueError(f"--{field.replace('_', '-')} {getattr(self, field)!r} is invalid; {allowed}")
 
         for field, choices in (("backend", BACKENDS), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
-                               ("dtype", ("float32", "float64")), ("reduction", ("sum", "mean"))):
+                               ("dtype", ("float32", "float64")), ("reduction", ("sum", "mean")),
+                               ("lr_schedule", SCHEDULES)):
             if getattr(self, field) not in choices:
                 fail(field, f"choose from {', '.join(choices)}")
         if (self.hidden or self.activation) and self.arch != "mlp":
@@ -77,6 +81,13 @@ class Config:
         if "hidden" in values:
             values = {**values, "hidden": tuple(values["hidden"])}
         return cls(**values)
+
+
+def lr_at(cfg, epoch):
+    """The learning rate for a (0-based) epoch: a function of the epoch alone, so a resumed run matches."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
 
 
 def spec_of(cfg):

@@ -11,7 +11,7 @@ from tqdm import tqdm
 import manual
 from experiments import checkpoint, data
 from experiments.backends import BACKENDS, Diverged
-from experiments.config import Config, batch_size_of, spec_of
+from experiments.config import batch_size_of, lr_at, spec_of
 from experiments.data.idx import write_atomic
 
 GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
@@ -72,11 +72,12 @@ def write_config(cfg, run_dir):
     write_atomic(os.path.join(run_dir, "config.json"), cfg.to_json().encode() + b"\n")
 
 
-def log_epoch(run, test_loss, test_acc, seconds):
+def log_epoch(run, test_loss, test_acc, seconds, lr):
     w, step = run.writer, run.step
     w.add_scalar("test/loss", test_loss, step)
     w.add_scalar("test/accuracy", test_acc, step)
     w.add_scalar("time/epoch_seconds", seconds, step)
+    w.add_scalar("train/lr", lr, step)
     for name, value in run.backend.state_dict().items():
         w.add_histogram(f"weights/{name}", value, step)
     for name, value in run.backend.grads().items():
@@ -89,6 +90,7 @@ def run_epoch(run, cfg, xtr, ytr, stop, snapshot_at, quiet):
     total = data.num_batches(len(xtr), bs)
     bar = tqdm(total=len(xtr), initial=min(run.batch * bs, len(xtr)), unit="img", unit_scale=True, leave=False,
                desc=f"{run.backend.name} epoch {run.epoch + 1}/{cfg.epochs}", disable=quiet)
+    run.backend.set_lr(lr_at(cfg, run.epoch))
     start = time.perf_counter()
     for xb, yb in data.batches(xtr, ytr, bs, cfg.seed, run.epoch, start=run.batch):
         try:
@@ -155,7 +157,7 @@ def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=
                 run.result.test_loss, run.result.test_accuracy = test_loss, test_acc
                 if snapshots_per_epoch:
                     run.result.snapshots.append(run.backend.state_dict())
-                log_epoch(run, test_loss, test_acc, seconds)
+                log_epoch(run, test_loss, test_acc, seconds, lr_at(cfg, epoch))
                 run.save()
             if len(runs) == 2:
                 a, b = (r.backend.state_dict() for r in runs)

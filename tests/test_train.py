@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from experiments import checkpoint
 from experiments.backends import Manual
-from experiments.config import Config
+from experiments.config import Config, lr_at
 from experiments.train import train_and_evaluate
 
 SMALL = dict(limit_train=600, batch_size=100, epochs=1)
@@ -36,7 +36,7 @@ def test_smoke_both_backends_log_every_tag(tmp_path):
     for name in ("manual", "torch"):
         acc = tags(str(tmp_path / name))
         scalars = set(acc.Tags()["scalars"])
-        assert {"train/loss", "test/loss", "test/accuracy", "time/epoch_seconds"} <= scalars
+        assert {"train/loss", "train/lr", "test/loss", "test/accuracy", "time/epoch_seconds"} <= scalars
         assert {"grad_norm/0.weight", "grad_norm/4.bias"} <= scalars
         assert {"weights/0.weight", "grads/4.weight"} <= set(acc.Tags()["histograms"])
         assert len(acc.Scalars("train/loss")) == 6
@@ -56,6 +56,14 @@ def test_same_initial_weights_and_batches_give_close_results(tmp_path):
     for key in manual.init_state:
         assert np.array_equal(manual.init_state[key], torch.init_state[key])
         np.testing.assert_allclose(manual.final_state[key], torch.final_state[key], rtol=1e-9, atol=1e-12)
+
+
+def test_cosine_schedule_starts_at_lr_and_decays_each_epoch():
+    cfg = Config(lr=0.1, epochs=4)
+    rates = [lr_at(cfg, e) for e in range(4)]
+    assert rates[0] == 0.1 and all(a > b > 0 for a, b in zip(rates, rates[1:]))
+    assert rates[2] == pytest.approx(0.05)
+    assert lr_at(Config(lr=0.1, epochs=4, lr_schedule="constant"), 3) == 0.1
 
 
 def final_params(run_dir):
