@@ -1,6 +1,7 @@
 """Every claims experiment's --quick setting, run into a temporary folder: its CSV, PNGs and TensorBoard events."""
 import glob
 import importlib
+import json
 import subprocess
 import sys
 
@@ -104,6 +105,8 @@ def test_gd_variants(tmp_path):
     sgd = next(f for f in finals if f["batch_size"] == "1")
     assert float(sgd["train_loss"]) < start.pop(), "256 SGD steps lower the loss"
     assert np.all(np.isfinite(floats(finals, "sharpness_r0.1")))
+    config = json.loads((tmp_path / "runs" / "batch-1" / "config.json").read_text())
+    assert (config["optimizer"], config["lr_schedule"]) == ("sgd", "constant"), "plain SGD at one learning rate"
     assert_pngs(tmp_path, "gd_loss_curves.png", "gd_sharpness_accuracy.png")
     assert {"final/test_accuracy", "train_loss_by_examples/batch_1"} <= set(scalars(tmp_path))
 

@@ -53,7 +53,8 @@ def compare(job):
     from experiments.train import train_and_evaluate
 
     s, dtype, seed = job["settings"], job["dtype"], job["seed"]
-    cfg = Config(backend="both", arch=s.arch, dtype=dtype, seed=seed, epochs=s.epochs, limit_train=s.limit_train)
+    cfg = Config(backend="both", arch=s.arch, dtype=dtype, seed=seed, epochs=s.epochs, limit_train=s.limit_train,
+                 lr_schedule=solutions.LR_SCHEDULE)
     start = time.perf_counter()
     res = train_and_evaluate(cfg, job["run_dir"], snapshots_per_epoch=s.snapshots_per_epoch, quiet=True)
     seconds = time.perf_counter() - start

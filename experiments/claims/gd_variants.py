@@ -41,7 +41,8 @@ def config(settings, batch_size):
     from experiments.config import Config
 
     return Config(backend="manual", arch=settings.arch, optimizer="sgd", lr=settings.lr, batch_size=batch_size,
-                  epochs=settings.epochs, limit_train=settings.limit_train, seed=settings.seed)
+                  epochs=settings.epochs, limit_train=settings.limit_train, seed=settings.seed,
+                  lr_schedule=solutions.LR_SCHEDULE)
 
 
 def position(step, total, epochs):

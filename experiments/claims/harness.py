@@ -11,11 +11,8 @@ import time
 import numpy as np
 from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no display, no pyplot state
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from experiments.landscape.parallel import cores, thread_env
 
-
-def cores():
-    return len(os.sched_getaffinity(0))
 
 
 def positive_int(text):
@@ -147,8 +144,8 @@ class Progress:
 class Workers:
     """A pool of `workers` spawned processes, reused by every map() inside the with block; this process if 1.
 
-    Each worker starts with cores // workers BLAS/OpenMP threads (torch reads the same variables), so the pool
-    does not oversubscribe the machine.
+    Each worker starts with cores // workers BLAS/OpenMP threads unless the environment sets them (torch reads
+    the same variables), so the pool does not oversubscribe the machine.
     """
 
     def __init__(self, workers):
@@ -156,17 +153,8 @@ class Workers:
 
     def __enter__(self):
         if self.workers > 1:
-            threads = str(max(1, cores() // self.workers))
-            saved = {var: os.environ.get(var) for var in THREAD_VARS}
-            os.environ.update({var: threads for var in THREAD_VARS})   # read by each worker's BLAS and torch
-            try:
+            with thread_env(max(1, cores() // self.workers)):   # read by each worker's BLAS and torch at import
                 self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
-            finally:
-                for var, value in saved.items():
-                    if value is None:
-                        os.environ.pop(var, None)
-                    else:
-                        os.environ[var] = value
         return self
 
     def __exit__(self, *exc):

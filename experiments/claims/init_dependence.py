@@ -41,7 +41,7 @@ def config(settings, init, seed, activation=""):
     from experiments.config import Config
 
     return Config(backend="manual", arch="mlp", activation=activation, init=init, seed=seed,
-                  epochs=settings.epochs, limit_train=settings.limit_train)
+                  epochs=settings.epochs, limit_train=settings.limit_train, lr_schedule=solutions.LR_SCHEDULE)
 
 
 def hidden_layers(state):

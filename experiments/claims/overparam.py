@@ -33,6 +33,7 @@ def config(settings, width, seed):
     from experiments.config import Config
 
     return Config(backend="manual", arch="mlp", hidden=(width,), init=settings.init, seed=seed,
+                  lr_schedule=solutions.LR_SCHEDULE,
                   epochs=settings.epochs, limit_train=settings.limit_train)
 
 

@@ -6,6 +6,8 @@ import numpy as np
 
 from experiments.claims import harness
 
+LR_SCHEDULE = "constant"   # every claims run: the notes' gradient descent, one learning rate throughout
+
 
 def snapshot_steps(cfg, n, per_epoch):
     """The global step of each snapshot train_and_evaluate takes: the init, then per_epoch per epoch."""
