@@ -1,0 +1,1 @@
+"""Loss landscapes across initializations: directions, batched evaluation, surfaces, TensorBoard records."""

@@ -1,0 +1,171 @@
+"""Loss and accuracy at many points centre + sum_k c_k D_k of parameter space, batched, on either backend.
+
+When the first layer is a Linear or a Conv2d its output is linear in its weights,
+X(W + aU + bV)^T = XW^T + aXU^T + bXV^T, so each data chunk's products with the centre and every
+direction are computed once and each grid point costs one small combination instead of a first-layer
+product. The chunk is the outer loop, so those products stay in cache while every point reuses them.
+"""
+import math
+
+import numpy as np
+
+import manual
+from manual import spec as S
+from manual.losses import cross_entropy
+
+TRICK_LAYERS = (S.Linear, S.Conv2d)
+CACHE_BYTES = 4 << 20   # the first-layer products of one chunk (centre and every direction) should fit in this
+MAX_CHUNK = 1000        # examples per chunk at most (and always, without the first-layer products)
+
+
+class ManualBackend:
+    """The NumPy engine: a manual.Sequential whose live parameters are overwritten point by point."""
+
+    def __init__(self, layers, dtype):
+        self.net = manual.build(layers, init="zeros", dtype=dtype).eval()
+        self.live, self.dtype = self.net.params, np.dtype(dtype)
+
+    def asarray(self, a):
+        return np.ascontiguousarray(a)
+
+    def empty(self, shape):
+        return np.empty(shape, self.dtype)
+
+    def combine(self, coeffs, stack, out):
+        """out = coeffs @ stack: one pass over the (K+1, n) stack."""
+        np.dot(coeffs, stack, out=out)
+
+    def load(self, flat, layout):
+        """Copy the pieces of flat (one vector, layout's order) into the live parameters."""
+        for name, (start, stop, shape) in layout.items():
+            np.copyto(self.live[name], flat[start:stop].reshape(shape))
+
+    def forward(self, x, start=0, stop=None):
+        for layer in self.net.layers[start:stop]:
+            x = layer.forward(x)
+        return x
+
+    def score(self, logits, y):
+        """(summed cross-entropy, number correct)."""
+        return cross_entropy(logits, y, reduction="sum")[0], int(np.count_nonzero(logits.argmax(1) == y))
+
+
+class TorchBackend:
+    """torch_ref's nn.Sequential under no_grad, its parameters overwritten point by point."""
+
+    def __init__(self, layers, dtype):
+        import torch
+        import torch_ref
+
+        self.torch = torch
+        self.module = torch_ref.build(layers, dtype=dtype).eval().requires_grad_(False)
+        self.live, self.dtype = dict(self.module.named_parameters()), torch_ref.torch_dtype(dtype)
+        self.parts = {}                                         # (start, stop) -> the slice module[start:stop]
+
+    def asarray(self, a):
+        return self.torch.from_numpy(np.ascontiguousarray(a))
+
+    def empty(self, shape):
+        return self.torch.empty(shape, dtype=self.dtype)
+
+    def combine(self, coeffs, stack, out):
+        self.torch.mv(stack.T, coeffs, out=out)
+
+    def load(self, flat, layout):
+        for name, (start, stop, shape) in layout.items():
+            self.live[name].copy_(flat[start:stop].view(shape))
+
+    def forward(self, x, start=0, stop=None):
+        if (start, stop) not in self.parts:
+            self.parts[start, stop] = self.module[start:stop]
+        with self.torch.no_grad():
+            return self.parts[start, stop](x)
+
+    def score(self, logits, y):
+        loss = self.torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+BACKENDS = {"manual": ManualBackend, "torch": TorchBackend}
+
+
+def layout_of(state, names):
+    """{name: (start, stop, shape)} of the named tensors laid end to end."""
+    layout, start = {}, 0
+    for name in names:
+        layout[name] = (start, start + state[name].size, state[name].shape)
+        start += state[name].size
+    return layout
+
+
+def flat(state, names, dtype):
+    """The named tensors of a state dict laid end to end in one vector of dtype."""
+    return np.concatenate([np.ravel(state[n]) for n in names]).astype(dtype, copy=False)
+
+
+class Evaluator:
+    """Mean cross-entropy and accuracy of one architecture on a fixed (x, y) at many points."""
+
+    def __init__(self, layers, x, y, backend="manual", dtype="float64", trick=True, chunk=None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        self.layers, self.dtype, self.n = S.validate(layers), np.dtype(dtype), len(x)
+        self.backend = BACKENDS[backend](self.layers, self.dtype)
+        self.trick = trick and isinstance(self.layers[0], TRICK_LAYERS)
+        self.x, self.y = self.backend.asarray(np.asarray(x, self.dtype)), self.backend.asarray(y)
+        self.chunk = chunk
+        self.first_shape = tuple(self.backend.forward(self.x[:1], 0, 1).shape[1:])   # first layer's output, one example
+
+    def chunk_size(self, directions):
+        """Examples per chunk: few enough that the first-layer products with the centre and every direction fit
+        in CACHE_BYTES (they are reused at every point), at most MAX_CHUNK."""
+        if self.chunk or not self.trick:
+            return self.chunk or MAX_CHUNK
+        per_example = (directions + 1) * math.prod(self.first_shape) * self.dtype.itemsize
+        return max(32, min(MAX_CHUNK, CACHE_BYTES // per_example))
+
+    def __call__(self, centre, directions=(), coords=None, progress=None):
+        """(loss (P,), accuracy (P,)) at centre + coords[p] @ directions; coords (P, K), K = len(directions).
+
+        progress, if given, is called with a fraction of a point as the work advances (sums to P).
+        """
+        coords = np.zeros((1, 0)) if coords is None else np.asarray(coords, np.float64).reshape(-1, len(directions))
+        points, b = [centre, *directions], self.backend
+        first = [n for n in centre if n.startswith("0.")] if self.trick else []
+        rest = [n for n in centre if n not in first]
+        layout = layout_of(centre, rest)
+        stack = b.asarray(np.stack([flat(p, rest, self.dtype) for p in points]))       # (K+1, n_rest)
+        params = b.empty(stack.shape[1])                                               # (n_rest,)
+        weights = b.asarray(np.hstack([np.ones((len(coords), 1)), coords]).astype(self.dtype))   # (P, K+1)
+        size = self.chunk_size(len(directions))
+        per_example = math.prod(self.first_shape)
+        products = b.empty((len(points), size * per_example)) if first else None      # (K+1, chunk*out)
+        z = b.empty(size * per_example) if first else None                            # (chunk*out,)
+        totals, hits = np.zeros(len(coords)), np.zeros(len(coords), np.int64)
+        starts = range(0, self.n, size)
+        for lo in starts:
+            xc, yc = self.x[lo:lo + size], self.y[lo:lo + size]
+            m = len(xc) * per_example
+            if first:
+                self._first_products(xc, points, first, products[:, :m])
+            for p in range(len(coords)):
+                b.combine(weights[p], stack, params)
+                b.load(params, layout)
+                if first:
+                    b.combine(weights[p], products[:, :m], z[:m])
+                    logits = b.forward(z[:m].reshape(len(xc), *self.first_shape), 1)
+                else:
+                    logits = b.forward(xc)
+                loss, correct = b.score(logits, yc)
+                totals[p] += loss
+                hits[p] += correct
+                if progress:
+                    progress(1 / len(starts))
+        return totals / self.n, hits / self.n
+
+    def _first_products(self, xc, points, first, out):
+        """Fill out (K+1, chunk*out) with the first layer's outputs on xc, row k with points[k]'s weights."""
+        layout = layout_of(points[0], first)
+        for k, point in enumerate(points):
+            self.backend.load(self.backend.asarray(flat(point, first, self.dtype)), layout)
+            out[k] = self.backend.forward(xc, 0, 1).reshape(-1)
