@@ -1,0 +1,134 @@
+"""TensorBoard records of the landscapes: path scalars, surface meshes, contour figures (also as PNGs), hparams."""
+import math
+import os
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+MAX_FACES = 65_536     # TensorBoard's mesh viewer limit
+ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
+CROSS = "cross_init"   # the run holding the results across initializations
+
+
+def writer(logdir, run):
+    """A SummaryWriter for one run under logdir."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(os.path.join(logdir, run))
+
+
+def alpha_text(alphas):
+    """A markdown table step -> alpha, for the run's text tab."""
+    rows = "\n".join(f"| {i} | {a:+.4f} |" for i, a in enumerate(alphas))
+    return f"Step = index into the alpha grid; weights = start + alpha (end - start).\n\n| step | alpha |\n|---|---|\n{rows}"
+
+
+def add_path(w, name, path):
+    """One scalar per alpha of a 1-D path, step = index: loss as landscape/<name>, accuracy as landscape_accuracy/<name>."""
+    for i, (loss, acc) in enumerate(zip(path["loss"], path["accuracy"])):
+        w.add_scalar(f"landscape/{name}", loss, i)
+        w.add_scalar(f"landscape_accuracy/{name}", acc, i)
+
+
+def mesh_arrays(surface, zmax=ZMAX):
+    """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, z = loss, F < MAX_FACES."""
+    nx, ny = surface["loss"].shape
+    stride = 1
+    while 2 * math.ceil((nx - 1) / stride) * math.ceil((ny - 1) / stride) >= MAX_FACES:
+        stride += 1
+    ix, iy = np.unique(np.r_[0:nx:stride, nx - 1]), np.unique(np.r_[0:ny:stride, ny - 1])
+    z = np.minimum(surface["loss"][np.ix_(ix, iy)], zmax)                           # (nx', ny')
+    gx, gy = np.meshgrid(surface["x"][ix], surface["y"][iy], indexing="ij")
+    vertices = np.stack([gx, gy, z], axis=-1).reshape(1, -1, 3).astype(np.float32)
+    height = (z - z.min()) / max(z.max() - z.min(), 1e-12)
+    colours = (colormaps["viridis"](height.ravel())[:, :3] * 255).astype(np.uint8)[None]
+    k = np.arange(len(ix) * len(iy)).reshape(len(ix), len(iy))
+    a, b, c, d = k[:-1, :-1].ravel(), k[1:, :-1].ravel(), k[:-1, 1:].ravel(), k[1:, 1:].ravel()
+    faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])[None].astype(np.int32)
+    return vertices, colours, faces
+
+
+def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
+    """A filled contour plot of a surface's loss (log colour scale), the solution starred, a path drawn on."""
+    fig = Figure(figsize=(6, 5), dpi=100)
+    ax = fig.add_subplot()
+    loss = np.minimum(surface["loss"], zmax).T                                          # (ny, nx) for contourf
+    lo = max(float(loss.min()), 1e-4)
+    levels = np.geomspace(lo, max(float(loss.max()), lo * 1.01), 25)
+    filled = ax.contourf(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels, norm=LogNorm(), cmap="viridis")
+    ax.contour(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels[::3], colors="white",
+               linewidths=0.5, alpha=0.6)
+    fig.colorbar(filled, ax=ax, label=f"test loss (clipped at {zmax:g})", format="%.3g")
+    if path is not None:
+        ax.plot(path[:, 0], path[:, 1], "-o", color="tab:red", markersize=3, linewidth=1.5, label="trajectory")
+        ax.annotate("init", path[0], color="tab:red", xytext=(4, 4), textcoords="offset points")
+    ax.plot([0], [0], "*", color="white", markeredgecolor="black", markersize=14, linestyle="none", label="solution")
+    ax.legend(loc="lower right")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def add_surface(w, tag, surface, figure, png):
+    """A surface as a mesh and a contour figure, the figure also saved as png."""
+    vertices, colours, faces = mesh_arrays(surface)
+    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces)
+    os.makedirs(os.path.dirname(png), exist_ok=True)
+    figure.savefig(png)
+    w.add_figure(tag, figure)
+
+
+def write_run(logdir, run, result):
+    """Everything one (scheme, seed) run logs; returns the PNG paths."""
+    pngs = {kind: os.path.join(logdir, "png", f"{run}_{kind}.png") for kind in ("surface", "pca")}
+    with writer(logdir, run) as w:
+        add_path(w, "interp_init_final", result["interp"])
+        w.add_text("landscape/alpha_grid", alpha_text(result["interp"]["alpha"]))
+        surf = result["surface"]
+        add_surface(w, "landscape/surface", surf,
+                    contour_figure(surf, f"{run}: random filter-normalised plane", "alpha (direction 1)",
+                                   "beta (direction 2)"), pngs["surface"])
+        if result.get("pca"):
+            pca = result["pca"]
+            x, y = (f"PC{i + 1} ({100 * e:.1f}% of variance)" for i, e in enumerate(pca["explained"]))
+            add_surface(w, "landscape/pca_surface", pca,
+                        contour_figure(pca, f"{run}: trajectory on its PCA plane", x, y, path=pca["path"]),
+                        pngs["pca"])
+        else:
+            del pngs["pca"]
+            w.add_text("landscape/pca_surface", result["pca_skipped"])
+        for when in ("init", "final"):
+            for name, value in result[when].items():
+                w.add_histogram(f"weights_{when}/{name}", value, 0)
+    return pngs
+
+
+def pair_name(a, b):
+    return f"interp_pair/{a}_{b}"
+
+
+def table(rows):
+    """A markdown table of the run summaries."""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+    return "\n".join(lines)
+
+
+def write_cross(logdir, pairs, rows, alphas):
+    """The cross-initialization run: one scalar path per pair of solutions, the alpha grid, the runs table."""
+    with writer(logdir, CROSS) as w:
+        for (a, b), path in pairs.items():
+            add_path(w, pair_name(a, b), path)
+        w.add_text("landscape/alpha_grid", alpha_text(alphas))
+        w.add_text("landscape/runs", table(rows))
+
+
+def write_hparams(logdir, run, hparams, metrics, domains):
+    """add_hparams into the run's own directory, so the hparams table has one row per (scheme, seed)."""
+    with writer(logdir, run) as w:
+        w.add_hparams(hparams, {f"hparams/{k}": v for k, v in metrics.items()}, hparam_domain_discrete=domains,
+                      run_name=".")
