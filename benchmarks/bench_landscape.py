@@ -1,0 +1,115 @@
+"""A 41x41 filter-normalised loss surface, float32: ours (first-layer trick, both backends) vs loss-landscapes.
+
+The `loss-landscapes` package (`pip install --no-deps loss-landscapes`, the `bench` extra) evaluates its
+random_plane by a full forward pass per grid point. Ours computes the first layer's products with the centre
+and both directions once per data chunk, then combines them per point (experiments/landscape/evaluate.py).
+Both get the same model (manual torch_default weights, seed 0; the package divides by zero on zero biases),
+the same grid size and the same test images.
+Ours runs in --workers single-threaded processes (their start counted in its time), the package in one
+process with torch's threads. Every timing runs in a fresh process, the methods alternating; the parent
+prints medians and ratios.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+METHODS = ("ours-manual", "ours-torch", "loss-landscapes")
+
+
+def model_and_data(arch, samples):
+    """The spec, a float32 state dict and the first `samples` test images in the shape arch takes."""
+    import manual
+    from experiments import data
+    from manual import spec
+
+    layers = spec.get(arch)
+    state = manual.build(layers, init="torch_default", seed=0, dtype="float32").state_dict()
+    x, y = data.load("test", dtype="float32", flatten=arch != "lenet", limit=samples)
+    return layers, state, x, y
+
+
+def time_ours(backend, workers, layers, state, x, y, resolution):
+    """Seconds for our surface, the start of the worker processes included."""
+    from experiments.landscape import surfaces
+    from experiments.landscape.parallel import ParallelEvaluator
+
+    start = time.perf_counter()
+    with ParallelEvaluator(workers, layers, x, y, backend=backend, dtype="float32") as evaluate:
+        surface = surfaces.random_surface(evaluate, state, 0, 1.0, resolution)
+    return time.perf_counter() - start, surface["loss"].shape
+
+
+def time_package(layers, state, x, y, resolution):
+    import loss_landscapes
+    import loss_landscapes.metrics
+    import torch
+
+    import torch_ref
+
+    model = torch_ref.build(layers, dtype="float32")
+    model.load_state_dict(torch_ref.from_numpy(state))
+    metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), torch.from_numpy(x), torch.from_numpy(y))
+    start = time.perf_counter()
+    loss = loss_landscapes.random_plane(model, metric, distance=1, steps=resolution, normalization="filter",
+                                        deepcopy_model=True)
+    return time.perf_counter() - start, loss.shape
+
+
+def worker(method, arch, samples, resolution, workers):
+    """One timing in this process; prints {"seconds": s}."""
+    layers, state, x, y = model_and_data(arch, samples)
+    if method == "loss-landscapes":
+        seconds, shape = time_package(layers, state, x, y, resolution)
+    else:
+        seconds, shape = time_ours(method.split("-")[1], workers, layers, state, x, y, resolution)
+    assert shape == (resolution, resolution), shape
+    print(json.dumps({"seconds": seconds}))
+
+
+def measure(method, arch, samples, resolution, workers):
+    out = subprocess.run([sys.executable, __file__, "--worker", method, "--archs", arch, "--samples", str(samples),
+                          "--resolution", str(resolution), "--workers", str(workers)],
+                         check=True, capture_output=True, text=True).stdout
+    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+    print(f"  ({arch} {method}: {seconds:.1f} s)", file=sys.stderr, flush=True)
+    return seconds
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archs", nargs="+", default=["mlp", "lenet"], choices=("mlp", "lenet"))
+    p.add_argument("--samples", type=int, default=10_000, help="test images for mlp (default: 10000)")
+    p.add_argument("--lenet-samples", type=int, default=1_000,
+                   help="test images for lenet (default: 1000; the package needs about 10x longer per image)")
+    p.add_argument("--resolution", type=int, default=41, help="grid points per axis (default: 41)")
+    p.add_argument("--repeats", type=int, default=3, help="timings per method; the median is reported")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                   help="our single-threaded evaluation processes (default: the number of cores); the package "
+                        "runs in one process with torch's default threads")
+    p.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args.worker, args.archs[0], args.samples, args.resolution, args.workers)
+    print(f"{len(os.sched_getaffinity(0))} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    for arch in args.archs:
+        samples = args.samples if arch == "mlp" else args.lenet_samples
+        times = {m: [] for m in args.methods}
+        for _ in range(args.repeats):
+            for m in args.methods:
+                times[m].append(measure(m, arch, samples, args.resolution, args.workers))
+        median = {m: statistics.median(t) for m, t in times.items()}
+        print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
+              f"median of {args.repeats}; ours in {args.workers} processes")
+        for m in args.methods:
+            ratio = median.get("loss-landscapes", float("nan")) / median[m]
+            runs = " ".join(f"{t:.1f}" for t in times[m])
+            print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
