@@ -101,8 +101,8 @@ def plot(agreement, losses, out, w):
                     xytext=(2, 2), textcoords="offset points", color="gray")
     ax.set(title="max |manual - torch| / max |weight|", xlabel="epoch", ylabel="relative parameter difference")
     ax.legend(fontsize=8)
-    loss_ax.set(title=f"|manual - torch| training loss, every {LOSS_EVERY}th step (exact ties left out)",
-                xlabel="epoch", ylabel="absolute loss difference")
+    loss_ax.set(title=f"|manual - torch| training loss, every {LOSS_EVERY}th step", xlabel="epoch",
+                ylabel="absolute loss difference (exact ties left out)")
     loss_ax.legend(fontsize=8, markerscale=4)
     return harness.save_figure(fig, f"{out}/agreement_over_training.png", w, "agreement/over_training")
 

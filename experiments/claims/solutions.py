@@ -68,10 +68,13 @@ def path_jobs(groups, samples, steps):
 
 
 def distances(states):
-    """Euclidean distances (S, S) between flattened state dicts of one shape, via their Gram matrix in float64."""
-    flat = np.stack([np.concatenate([np.ravel(v) for v in s.values()]).astype(np.float64) for s in states])
-    sq = np.sum(flat ** 2, axis=1)                                                   # (S,)
-    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0))    # (S, S)
+    """The landscape tools' Euclidean distance between every two state dicts, as a symmetric (S, S) matrix."""
+    from experiments.landscape import surfaces
+
+    out = np.zeros((len(states), len(states)))
+    for i, j in itertools.combinations(range(len(states)), 2):
+        out[i, j] = out[j, i] = surfaces.distance(states[i], states[j])
+    return out
 
 
 def norm(state):
