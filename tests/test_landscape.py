@@ -201,7 +201,8 @@ def test_from_runs_reuses_finished_training(tmp_path):
     checkpoint.save(os.path.join(run_dir, jobs.SNAPSHOTS),
                     {f"{i:04d}": s for i, s in enumerate(result.snapshots)})
     logdir = str(tmp_path / "tb")
-    assert cli.main([*TINY, "--from-runs", str(tmp_path / "runs"), "--logdir", logdir, "--workers", "1"]) == 0
+    # a lone run: two processes share its grid points (a ParallelEvaluator)
+    assert cli.main([*TINY, "--from-runs", str(tmp_path / "runs"), "--logdir", logdir, "--workers", "2"]) == 0
     summary = json.load(open(os.path.join(logdir, "summary.json")))["runs"][0]
     assert summary["run"] == "lecun_normal-s3"
     final = checkpoint.load_arrays(os.path.join(run_dir, "final.npz"))

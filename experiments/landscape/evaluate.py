@@ -98,6 +98,14 @@ def layout_of(state, names):
     return layout
 
 
+def as_coords(coords, k):
+    """coords as a (P, k) float64 array; None means the centre alone."""
+    if coords is None:
+        return np.zeros((1, k))
+    coords = np.asarray(coords, np.float64)
+    return coords.reshape(len(coords), k)
+
+
 def flat(state, names, dtype):
     """The named tensors of a state dict laid end to end in one vector of dtype."""
     return np.concatenate([np.ravel(state[n]) for n in names]).astype(dtype, copy=False)
@@ -129,7 +137,7 @@ class Evaluator:
 
         progress, if given, is called with a fraction of a point as the work advances (sums to P).
         """
-        coords = np.zeros((1, 0)) if coords is None else np.asarray(coords, np.float64).reshape(-1, len(directions))
+        coords = as_coords(coords, len(directions))
         points, b = [centre, *directions], self.backend
         first = [n for n in centre if n.startswith("0.")] if self.trick else []
         rest = [n for n in centre if n not in first]

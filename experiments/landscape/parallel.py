@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from experiments.landscape.evaluate import Evaluator
+from experiments.landscape.evaluate import Evaluator, as_coords
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -96,7 +96,7 @@ class ParallelEvaluator:
         self.pool, self.updates = pool(workers, _start, (args, kwargs))
 
     def __call__(self, centre, directions=(), coords=None, progress=None):
-        coords = np.zeros((1, 0)) if coords is None else np.asarray(coords, np.float64).reshape(-1, len(directions))
+        coords = as_coords(coords, len(directions))
         blocks = np.array_split(coords, min(self.workers, len(coords)))
         pending = self.pool.starmap_async(_block, [(centre, list(directions), block) for block in blocks])
         parts = wait(pending, self.updates, progress or (lambda amount: None))
