@@ -31,10 +31,8 @@ def train_evaluator(cfg, samples):
 
 
 def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
-    """(metrics, Result or None): train cfg's one backend with train_and_evaluate; a divergence is a result too.
-
-    metrics: diverged, test loss and accuracy, loss and accuracy on the first eval_samples training images.
-    """
+    """(metrics, Result or None): train cfg's one backend with train_and_evaluate; a divergence is a result too."""
+    # metrics: diverged, test loss and accuracy, loss and accuracy on the first eval_samples training images
     from experiments.backends import Diverged
     from experiments.train import train_and_evaluate
 
@@ -50,8 +48,8 @@ def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
 
 
 def straight_path(job):
-    """The landscape tools' path from job["a"] to job["b"] (state dicts of job["cfg"]'s net) on the first
-    job["samples"] training images, job["steps"] segments: {"alpha", "loss", "accuracy"}."""
+    """{"alpha", "loss", "accuracy"} along the landscape tools' straight path from job["a"] to job["b"]."""
+    # a, b: state dicts of job["cfg"]'s net; loss on the first job["samples"] training images, job["steps"] segments
     from experiments.landscape import surfaces
 
     evaluate = train_evaluator(job["cfg"], job["samples"])
