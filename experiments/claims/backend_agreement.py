@@ -133,6 +133,7 @@ def summarize(agreement, finals):
     return lines
 
 
+@harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     start = time.perf_counter()

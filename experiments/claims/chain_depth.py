@@ -243,6 +243,7 @@ def summarize(rows, grads, train_rows, settings):
     return lines
 
 
+@harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     start = time.perf_counter()

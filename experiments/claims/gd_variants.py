@@ -146,6 +146,7 @@ def summarize(finals, settings):
     return lines
 
 
+@harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
     start = time.perf_counter()

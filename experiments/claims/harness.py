@@ -2,6 +2,8 @@
 import argparse
 import csv
 import dataclasses
+import functools
+import io
 import multiprocessing
 import os
 import shutil
@@ -11,8 +13,29 @@ import time
 import numpy as np
 from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no display, no pyplot state
 
+from experiments.backends import Diverged
+from experiments.data import DataError
+from experiments.data.idx import write_atomic
 from experiments.landscape.parallel import cores, thread_env
 
+
+class JobFailed(RuntimeError):
+    """A job given to Workers.map raised; the message names the function and the original error."""
+
+
+FAILURES = (DataError, OSError, Diverged, JobFailed)   # what command() reports as one line instead of a traceback
+
+
+def command(main):
+    """Wraps an experiment's main(argv): a known failure prints one 'error: ...' line to stderr and returns 1."""
+    @functools.wraps(main)
+    def run(argv=None):
+        try:
+            return main(argv)
+        except FAILURES as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            return 1
+    return run
 
 
 def positive_int(text):
@@ -78,8 +101,7 @@ def finish(w, out, text, pngs, start):
     """The findings (lines of text) into TensorBoard, OUT/findings.txt and stdout, with the PNGs and the time taken."""
     w.add_text("findings", "\n\n".join(text))
     lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - start:.1f} s"]
-    with open(os.path.join(out, "findings.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_atomic(os.path.join(out, "findings.txt"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -90,17 +112,12 @@ def log(message):
 
 def write_csv(path, rows):
     """rows (a list of dicts with the same keys) as CSV; floats written in full (repr) precision."""
-    with open(path, "w", newline="") as f:
-        out = csv.DictWriter(f, fieldnames=list(rows[0]))
-        out.writeheader()
-        out.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+    text = io.StringIO(newline="")
+    out = csv.DictWriter(text, fieldnames=list(rows[0]))
+    out.writeheader()
+    out.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+    write_atomic(path, text.getvalue().encode())
     return path
-
-
-def read_csv(path):
-    """A CSV written by write_csv as a list of dicts of strings."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def figure(cols=1, rows=1, size=(5.5, 4.2)):
@@ -113,7 +130,9 @@ def figure(cols=1, rows=1, size=(5.5, 4.2)):
 def save_figure(fig, path, writer=None, tag=None):
     """fig as a PNG at path, and as a TensorBoard image under tag when a writer is given; returns path."""
     fig.tight_layout()
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    write_atomic(path, png.getvalue())
     if writer is not None:
         writer.add_figure(tag or os.path.splitext(os.path.basename(path))[0], fig)
     return path
@@ -142,11 +161,9 @@ class Progress:
 
 
 class Workers:
-    """A pool of `workers` spawned processes, reused by every map() inside the with block; this process if 1.
-
-    Each worker starts with cores // workers BLAS/OpenMP threads unless the environment sets them (torch reads
-    the same variables), so the pool does not oversubscribe the machine.
-    """
+    """A pool of `workers` spawned processes, reused by every map() inside the with block; this process if 1."""
+    # Each worker starts with cores // workers BLAS/OpenMP threads unless the environment sets them (torch reads
+    # the same variables), so the pool does not oversubscribe the machine.
 
     def __init__(self, workers):
         self.workers, self.pool = workers, None
@@ -163,12 +180,15 @@ class Workers:
             self.pool.join()
 
     def map(self, function, jobs):
-        """[function(job) for job in jobs], in order, progress logged."""
+        """[function(job) for job in jobs], in order, progress logged; a job's exception raises JobFailed."""
         progress, results = Progress(len(jobs)), []
         outcomes = self.pool.imap(function, jobs) if self.pool else map(function, jobs)
-        for result in outcomes:
-            results.append(result)
-            progress.tick(f", {self.workers} workers" if self.pool else "")
+        try:
+            for result in outcomes:
+                results.append(result)
+                progress.tick(f", {self.workers} workers" if self.pool else "")
+        except Exception as err:
+            raise JobFailed(f"{function.__name__} failed on job {len(results)}: {type(err).__name__}: {err}") from err
         return results
 
 

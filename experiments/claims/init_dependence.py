@@ -171,6 +171,7 @@ def training_jobs(settings, runs_dir):
                    for activation, init in SYMMETRY_RUNS]
 
 
+@harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     start = time.perf_counter()

@@ -60,21 +60,28 @@ def pair_rows(runs, finals, todo, paths):
     return rows
 
 
+def moments(values):
+    """(mean, std, max - min) of some numbers; NaNs, without a warning, when there are none."""
+    values = np.asarray(values, float)
+    if not len(values):
+        return float("nan"), float("nan"), float("nan")
+    return float(values.mean()), float(values.std()), float(np.ptp(values))
+
+
 def per_width(runs, pairs, settings):
     """One summary row per width: mean and spread of the final losses, mean distance and barrier."""
     rows = []
     for width in settings.widths:
         ok = [r for r in runs if r["width"] == width and not r["diverged"]]
         mine = [p for p in pairs if p["width"] == width]
-        train, test = np.array([r["train_loss"] for r in ok]), np.array([r["test_loss"] for r in ok])
+        train, test = moments([r["train_loss"] for r in ok]), moments([r["test_loss"] for r in ok])
         rows.append({"width": width, "params": ok[0]["params"] if ok else 0, "trained": len(ok),
-                     "train_loss_mean": float(train.mean()), "train_loss_std": float(train.std()),
-                     "train_loss_range": float(np.ptp(train)), "test_loss_mean": float(test.mean()),
-                     "test_loss_std": float(test.std()), "test_loss_range": float(np.ptp(test)),
-                     "test_accuracy_mean": float(np.mean([r["test_accuracy"] for r in ok])),
-                     "relative_distance_mean": float(np.mean([p["relative_distance"] for p in mine])),
-                     "barrier_mean": float(np.mean([p["barrier"] for p in mine])),
-                     "barrier_max": float(np.max([p["barrier"] for p in mine]))})
+                     "train_loss_mean": train[0], "train_loss_std": train[1], "train_loss_range": train[2],
+                     "test_loss_mean": test[0], "test_loss_std": test[1], "test_loss_range": test[2],
+                     "test_accuracy_mean": moments([r["test_accuracy"] for r in ok])[0],
+                     "relative_distance_mean": moments([p["relative_distance"] for p in mine])[0],
+                     "barrier_mean": moments([p["barrier"] for p in mine])[0],
+                     "barrier_max": float(max((p["barrier"] for p in mine), default=float("nan")))})
     return rows
 
 
@@ -122,6 +129,7 @@ def summarize(table, settings):
     return lines
 
 
+@harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     start = time.perf_counter()
