@@ -35,21 +35,29 @@ def check_finite(loss, grads, describe):
     raise Diverged(f"non-finite loss ({loss}); {where}")
 
 
-class Manual:
+class Backend:
+    """What both backends share: the spec, the loss reduction, and naming a parameter's layer."""
+
+    def __init__(self, layers, cfg):
+        self.layers, self.reduction = layers, cfg.reduction
+
+    def describe(self, name):
+        """The layer a parameter name like "2.weight" belongs to, e.g. "Linear(256, 128)"."""
+        return manual.spec.describe([self.layers[int(name.split(".")[0])]])
+
+
+class Manual(Backend):
     """The hand-written NumPy network and optimizer."""
 
     name = "manual"
 
     def __init__(self, layers, cfg, init_state):
-        self.layers, self.reduction = layers, cfg.reduction
+        super().__init__(layers, cfg)
         self.net = manual.build(layers, init="zeros", seed=cfg.seed, dtype=cfg.dtype)
         self.net.load_state_dict(init_state)
         kind, kwargs = optimizer_args(cfg)
         self.opt = manual_optim.Adam(self.net.params, **kwargs) if kind == "adam" else \
             manual_optim.SGD(self.net.params, **kwargs)
-
-    def describe(self, name):
-        return manual.spec.describe([self.layers[int(name.split(".")[0])]])
 
     def set_lr(self, lr):
         self.opt.lr = lr
@@ -95,7 +103,7 @@ class Manual:
                 layer.rng.bit_generator.state = next(states)
 
 
-class Torch:
+class Torch(Backend):
     """torch.nn from the same spec, trained by autograd and torch.optim."""
 
     name = "torch"
@@ -104,7 +112,8 @@ class Torch:
         import torch
         import torch_ref
 
-        self.torch, self.layers, self.reduction = torch, layers, cfg.reduction
+        super().__init__(layers, cfg)
+        self.torch = torch
         torch.manual_seed(cfg.seed)
         self.module = torch_ref.build(layers, dtype=cfg.dtype)
         self.module.load_state_dict(torch_ref.from_numpy(init_state))
@@ -112,9 +121,6 @@ class Torch:
         kind, kwargs = optimizer_args(cfg)
         cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
         self.opt = cls(self.params.values(), **kwargs)
-
-    def describe(self, name):
-        return manual.spec.describe([self.layers[int(name.split(".")[0])]])
 
     def set_lr(self, lr):
         for group in self.opt.param_groups:

@@ -22,7 +22,7 @@ FLAG_HELP = {
     "momentum": "momentum for the momentum and nesterov optimizers",
     "weight_decay": "L2 weight decay added to the gradient (torch.optim's weight_decay)",
     "batch_size": "examples per step: 1 = stochastic GD, full = batch GD, anything else = mini-batch SGD",
-    "epochs": "passes over the training set (with --resume: the new total)",
+    "epochs": "passes over the training set (with --resume and --lr-schedule constant: the new total)",
     "dtype": "float32 (fast) or float64 (for exact agreement)",
     "reduction": "sum = the notes' L(W) = -sum log Pr(y|x); mean = divided by the batch size",
     "limit_train": "train on the first N training images only (0 = all 60,000)",
@@ -32,6 +32,7 @@ RESUMABLE = {"epochs", "data_dir"}   # flags that may differ from the saved conf
 
 
 def parse_batch_size(text):
+    """A positive int or "full" (argparse type)."""
     if text == "full":
         return text
     try:
@@ -41,6 +42,7 @@ def parse_batch_size(text):
 
 
 def parse_hidden(text):
+    """Comma-separated widths -> a tuple of ints (argparse type)."""
     try:
         return tuple(int(w) for w in text.split(","))
     except ValueError:
@@ -66,6 +68,7 @@ def add_config_flags(parser, skip=()):
 
 
 def train_parser():
+    """The flags of `python -m experiments.train`."""
     parser = argparse.ArgumentParser(
         prog="python -m experiments.train",
         description="Train the manual NumPy network and/or its PyTorch twin on MNIST, logging to TensorBoard "
@@ -91,13 +94,17 @@ def resolve(parser, args):
             path = os.path.join(args.run_dir, "config.json")
             if not os.path.exists(path):
                 parser.error(f"--resume: {path} does not exist")
-            saved = Config.from_dict(json.load(open(path)))
+            with open(path) as f:
+                saved = Config.from_dict(json.load(f))
             clash = sorted(k for k, v in given.items() if k not in RESUMABLE and v != getattr(saved, k))
             if clash:
                 parser.error(f"--resume keeps the saved config; these flags differ from it: {', '.join(clash)}")
+            if given.get("epochs", saved.epochs) != saved.epochs and saved.lr_schedule == "cosine":
+                parser.error("--resume with another --epochs would change the cosine learning-rate schedule "
+                             "of the run so far; only a --lr-schedule constant run can be extended")
             return dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RESUMABLE}), args.run_dir
         cfg = Config(**given)
-    except ValueError as err:
+    except (ValueError, TypeError, json.JSONDecodeError) as err:
         parser.error(str(err))
     run_dir = args.run_dir or os.path.join("runs", f"{cfg.arch}-{cfg.optimizer}-{cfg.init.replace(':', '')}-seed{cfg.seed}")
     if os.path.exists(os.path.join(run_dir, "config.json")):
@@ -143,12 +150,9 @@ def train_main(argv=None):
 def main(argv=None):
     """`backprop-lab train ...` and `backprop-lab landscape ...`."""
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"train": train_main}
-    try:
-        from experiments.landscape.__main__ import main as landscape_main
-        commands["landscape"] = landscape_main
-    except ImportError:
-        pass
+    from experiments.landscape.__main__ import main as landscape_main
+
+    commands = {"train": train_main, "landscape": landscape_main}
     if not argv or argv[0] not in commands:
         print(f"usage: backprop-lab {{{','.join(commands)}}} [--help]", file=sys.stderr)
         return 2

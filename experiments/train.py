@@ -14,6 +14,7 @@ from experiments.backends import BACKENDS, Diverged
 from experiments.config import batch_size_of, lr_at, spec_of
 from experiments.data.idx import write_atomic
 
+SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
 GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
 
 
@@ -60,8 +61,8 @@ class Run:
         if not os.path.exists(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"{self.checkpoint_path}: no checkpoint to resume from")
         groups = checkpoint.load(self.checkpoint_path)
-        try:
-            self.backend.load(groups["param"], groups["optim"], groups["rng"])
+        try:  # a stateless optimizer (torch's plain SGD) saves no "optim" group
+            self.backend.load(groups["param"], groups.get("optim", {}), groups["rng"])
             self.epoch, self.batch, self.step = (int(groups["meta"][k]) for k in ("epoch", "batch", "step"))
         except (KeyError, ValueError, RuntimeError, StopIteration) as err:
             raise checkpoint.CheckpointError(f"{self.checkpoint_path}: does not fit this run ({err})") from None
@@ -125,7 +126,17 @@ def snapshot_batches(cfg, n, per_epoch):
 
 
 def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False):
-    """Train cfg's backend(s) into run_dir; returns {backend: Result}."""
+    """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C writes a checkpoint, then raises Interrupted."""
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    try:
+        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
+    """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C) is checked after every step."""
     from torch.utils.tensorboard import SummaryWriter
 
     layers = spec_of(cfg)
@@ -140,11 +151,11 @@ def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=
     for run in runs:
         if resume:
             run.restore()
+        else:
+            run.save()  # every backend can be resumed, even one interrupted before its first epoch ended
         run.writer = SummaryWriter(run.dir, purge_step=run.step + 1 if resume else None)
         run.result.snapshots.append(run.backend.state_dict())  # the start of this process's part of the run
     snapshot_at = snapshot_batches(cfg, len(xtr), snapshots_per_epoch)
-    stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
     try:
         for epoch in range(cfg.epochs):
             for run in runs:
@@ -164,14 +175,13 @@ def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=
                 diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
                 runs[0].writer.add_scalar("agreement/max_param_diff", diff, runs[0].step)
     finally:
-        signal.signal(signal.SIGINT, previous)
         for run in runs:
             run.writer.flush()
-    return finish(cfg, run_dir, runs)
+    return finish(cfg, run_dir, runs, snapshots_per_epoch)
 
 
-def finish(cfg, run_dir, runs):
-    """final.npz per backend (the first backend's also at the top of run_dir), hparams; the results."""
+def finish(cfg, run_dir, runs, snapshots_per_epoch):
+    """final.npz (and snapshots.npz) per backend, the first backend's also at the top of run_dir; hparams."""
     hparams = {k: (",".join(map(str, v)) if isinstance(v, tuple) else str(v) if k == "batch_size" else v)
                for k, v in cfg.__dict__.items() if k not in ("backend", "data_dir")}
     for i, run in enumerate(runs):
@@ -179,8 +189,11 @@ def finish(cfg, run_dir, runs):
         res.final_state = run.backend.state_dict()
         if len(res.snapshots) == 1:
             res.snapshots.append(res.final_state)
-        for path in [os.path.join(run.dir, "final.npz")] + ([os.path.join(run_dir, "final.npz")] if i == 0 else []):
-            checkpoint.save_arrays(path, res.final_state)
+        for directory in [run.dir] + ([run_dir] if i == 0 else []):
+            checkpoint.save_arrays(os.path.join(directory, "final.npz"), res.final_state)
+            if snapshots_per_epoch:
+                checkpoint.save(os.path.join(directory, SNAPSHOTS),
+                                {f"{k:04d}": state for k, state in enumerate(res.snapshots)})
         run.writer.add_hparams({**hparams, "backend": run.backend.name},
                                {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss},
                                run_name=".", global_step=run.step)

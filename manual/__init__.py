@@ -23,6 +23,7 @@ def _dtype(dtype):
 
 def build(layers, init="torch_default", seed=0, dtype="float64"):
     """A Sequential for a spec, its params drawn by the init scheme from np.random.default_rng(seed)."""
+    layers = spec.validate(layers)                                 # a generator is read once
     net = Sequential(make_layers(layers, _dtype(dtype), seed), layers)
     initialize(net.layers, init, seed)
     return net

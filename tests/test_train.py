@@ -13,6 +13,7 @@ from experiments import checkpoint
 from experiments.backends import Manual
 from experiments.config import Config, lr_at
 from experiments.train import train_and_evaluate
+from tests.tolerances import TRAINED_F64
 
 SMALL = dict(limit_train=600, batch_size=100, epochs=1)
 
@@ -55,7 +56,7 @@ def test_same_initial_weights_and_batches_give_close_results(tmp_path):
     manual, torch = results["manual"], results["torch"]
     for key in manual.init_state:
         assert np.array_equal(manual.init_state[key], torch.init_state[key])
-        np.testing.assert_allclose(manual.final_state[key], torch.final_state[key], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(manual.final_state[key], torch.final_state[key], **TRAINED_F64)
 
 
 def test_cosine_schedule_starts_at_lr_and_decays_each_epoch():
@@ -83,11 +84,12 @@ def uninterrupted(tmp_path_factory):
     return final_params(run_dir)
 
 
-def wait_for(path, proc, seconds=120):
+def wait_for(path, proc, epoch=0, seconds=120):
+    """Poll until the checkpoint at path records at least `epoch` finished epochs."""
     deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
+    while not os.path.exists(path) or int(checkpoint.load(path)["meta"]["epoch"]) < epoch:
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline, f"{path} never appeared"
+        assert time.monotonic() < deadline, f"{path} never reached epoch {epoch}"
         time.sleep(0.02)
 
 
@@ -95,7 +97,7 @@ def wait_for(path, proc, seconds=120):
 def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrupted, sig):
     run_dir = str(tmp_path)
     proc = train_cli(*RESUME_FLAGS, "--run-dir", run_dir, wait=False)
-    wait_for(os.path.join(run_dir, "manual", "checkpoint.npz"), proc)  # epoch 1 done: now inside epoch 2
+    wait_for(os.path.join(run_dir, "manual", "checkpoint.npz"), proc, epoch=1)  # now inside epoch 2
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
@@ -110,6 +112,18 @@ def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrup
         assert np.array_equal(resumed[key], value), key
     steps = [e.step for e in tags(os.path.join(run_dir, "manual")).Scalars("train/loss")]
     assert steps == sorted(set(steps)) and len(steps) == 3 * 100  # no duplicated steps after the restart
+
+
+def test_ctrl_c_in_the_first_epoch_of_both_backends_resumes(tmp_path):
+    flags = ["--backend", "both", "--optimizer", "sgd", "--limit-train", "1000", "--batch-size", "10",
+             "--epochs", "2", "--run-dir", str(tmp_path)]
+    proc = train_cli(*flags, wait=False)
+    wait_for(os.path.join(tmp_path, "torch", "checkpoint.npz"), proc)  # written before the first step
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    done = train_cli("--resume", "--run-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "torch" / "final.npz").exists() and (tmp_path / "manual" / "final.npz").exists()
 
 
 def test_divergence_stops_with_step_and_layer(tmp_path):
@@ -147,7 +161,7 @@ def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path):
     assert done.returncode == 0, done.stderr
     path = tmp_path / "manual" / "checkpoint.npz"
     path.write_bytes(path.read_bytes()[:200])
-    done = train_cli("--resume", "--run-dir", str(tmp_path), "--epochs", "2")
+    done = train_cli("--resume", "--run-dir", str(tmp_path))
     assert done.returncode == 1
     assert str(path) in done.stderr and "Traceback" not in done.stderr
 

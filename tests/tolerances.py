@@ -13,3 +13,4 @@ ROUNDING_F32 = dict(rtol=1e-6, atol=0)     # the same, in float32
 SAMPLE_FRACTION = 0.01        # |observed - expected| fraction of dropped units (~7 sigma at 200,000 draws)
 INIT_SPREAD = 0.01            # relative error of an initializer's sample std (~7 sigma at 500,000 draws)
 TORCH_GRADCHECK = dict(rtol=1e-6, atol=1e-8)  # torch.autograd.gradcheck (its defaults, 1e-3 / 1e-5, pass a 0.1% error)
+TRAINED_F64 = dict(rtol=1e-9, atol=1e-12)  # one epoch of training, manual vs torch backend, float64
