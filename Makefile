@@ -25,7 +25,7 @@ test: data
 	$(TEST_ENV) $(PY) -m pytest
 
 test-full: data
-	$(TEST_ENV) $(PY) -m pytest -m full
+	$(TEST_ENV) $(PY) -m pytest -m full -rP
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_epoch.py
