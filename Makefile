@@ -16,6 +16,8 @@ data: $(STAMP)
 
 run: data
 	$(PY) -m experiments.train --backend both --arch mlp --epochs 3 --run-dir runs/mlp --overwrite
+	$(PY) -m experiments.landscape --arch mlp --inits kaiming_normal xavier_uniform --seeds 0 1 --epochs 2 \
+		--limit-train 10000 --resolution 21 --eval-samples 2000 --logdir runs/landscape --overwrite
 
 # One BLAS/OpenMP thread for tests: numpy and torch alternate within a test, and their idle threads
 # spin against each other on two cores (a full-batch trajectory test: 75 s with two threads each, 8 s with one).
