@@ -30,7 +30,9 @@ test-full: data
 	$(TEST_ENV) $(PY) -m pytest -m full -rP
 
 bench: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_epoch.py
+	$(PY) benchmarks/bench_landscape.py
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1
