@@ -153,12 +153,10 @@ def run_all(todo, workers, bar):
         return done, dict(jobs.pair(job) for job in pair_jobs(done, todo[0]["settings"]))
     workers = min(workers, len(todo))
     processes, updates = parallel.pool(workers, jobs.init_worker, (max(1, parallel.cores() // workers),))
-    with processes:
+    with parallel.closing(processes, updates):
         done = parallel.wait(processes.map_async(jobs.landscape, todo), updates, bar.update)
         paths = parallel.wait(processes.map_async(jobs.pair, pair_jobs(done, todo[0]["settings"])), updates,
                               bar.update)
-    updates.close()
-    updates.join_thread()
     return done, dict(paths)
 
 

@@ -61,6 +61,29 @@ def pool(workers, initializer, initargs=()):
         return ctx.Pool(workers, initializer=initializer, initargs=(updates.put, *initargs)), updates
 
 
+def shut(processes, updates, failed):
+    """End a pool: gracefully after success (its workers then run their exit handlers, which unregister their
+    semaphores), at once after a failure; then close its progress queue."""
+    if failed:
+        processes.terminate()
+    else:
+        processes.close()
+    processes.join()
+    updates.close()
+    updates.join_thread()
+
+
+@contextlib.contextmanager
+def closing(processes, updates):
+    """A context that shuts the pool when it ends (see shut)."""
+    try:
+        yield processes
+    except BaseException:
+        shut(processes, updates, failed=True)
+        raise
+    shut(processes, updates, failed=False)
+
+
 def wait(pending, updates, sink):
     """pending's result (an AsyncResult), passing the progress that arrives meanwhile to sink."""
     while not pending.ready():
@@ -105,8 +128,5 @@ class ParallelEvaluator:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.pool.terminate()
-        self.pool.join()
-        self.updates.close()
-        self.updates.join_thread()
+    def __exit__(self, exc_type, *exc):
+        shut(self.pool, self.updates, failed=exc_type is not None)
