@@ -1,6 +1,6 @@
 """A 41x41 filter-normalised loss surface, float32: ours (first-layer trick, both backends) vs loss-landscapes.
 
-The `loss-landscapes` package (`pip install --no-deps loss-landscapes`, the `bench` extra) evaluates its
+The `loss-landscapes` package (the `bench` extra: `make bench` installs it) evaluates its
 random_plane by a full forward pass per grid point. Ours computes the first layer's products with the centre
 and both directions once per data chunk, then combines them per point (experiments/landscape/evaluate.py).
 Both get the same model (manual torch_default weights, seed 0; the package divides by zero on zero biases),

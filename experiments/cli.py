@@ -22,7 +22,7 @@ FLAG_HELP = {
     "momentum": "momentum for the momentum and nesterov optimizers",
     "weight_decay": "L2 weight decay added to the gradient (torch.optim's weight_decay)",
     "batch_size": "examples per step: 1 = stochastic GD, full = batch GD, anything else = mini-batch SGD",
-    "epochs": "passes over the training set (with --resume and --lr-schedule constant: the new total)",
+    "epochs": "passes over the training set",
     "dtype": "float32 (fast) or float64 (for exact agreement)",
     "reduction": "sum = the notes' L(W) = -sum log Pr(y|x); mean = divided by the batch size",
     "limit_train": "train on the first N training images only (0 = all 60,000)",
@@ -78,7 +78,8 @@ def train_parser():
                         help="where config.json, checkpoints, final.npz and TensorBoard logs go "
                              "(default: runs/<arch>-<optimizer>-<init>-seed<seed>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run-dir from its latest checkpoint, with its saved config")
+                        help="continue the run in --run-dir from its latest checkpoint, with its saved config "
+                             "(--epochs may raise the total only with --lr-schedule constant)")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing --run-dir first")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
