@@ -60,6 +60,7 @@ class Manual(Backend):
             manual_optim.SGD(self.net.params, **kwargs)
 
     def set_lr(self, lr):
+        """The learning rate for the next steps."""
         self.opt.lr = lr
 
     def step(self, x, y):
@@ -123,6 +124,7 @@ class Torch(Backend):
         self.opt = cls(self.params.values(), **kwargs)
 
     def set_lr(self, lr):
+        """The learning rate for the next steps."""
         for group in self.opt.param_groups:
             group["lr"] = lr
 

@@ -24,6 +24,7 @@ class Interrupted(RuntimeError):
 
 @dataclass
 class Result:
+    """What one backend's training produced."""
     backend: str
     init_state: dict
     final_state: dict = None
@@ -35,6 +36,7 @@ class Result:
 
     @property
     def seconds_per_epoch(self):
+        """The median training time of an epoch."""
         return statistics.median(self.epoch_seconds) if self.epoch_seconds else float("nan")
 
 
@@ -49,15 +51,18 @@ class Run:
 
     @property
     def checkpoint_path(self):
+        """<run-dir>/<backend>/checkpoint.npz."""
         return os.path.join(self.dir, "checkpoint.npz")
 
     def save(self):
+        """Write the checkpoint: params, optimizer state, RNG state, epoch, batch within it, step."""
         b = self.backend
         meta = {"epoch": self.epoch, "batch": self.batch, "step": self.step}
         checkpoint.save(self.checkpoint_path, {"param": b.state_dict(), "optim": b.optimizer_state(),
                                                "rng": b.rng_state(), "meta": meta})
 
     def restore(self):
+        """Load the checkpoint, refusing a missing, damaged or mismatched one with its path."""
         if not os.path.exists(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"{self.checkpoint_path}: no checkpoint to resume from")
         groups = checkpoint.load(self.checkpoint_path)
@@ -69,11 +74,13 @@ class Run:
 
 
 def write_config(cfg, run_dir):
+    """<run-dir>/config.json, atomically."""
     os.makedirs(run_dir, exist_ok=True)
     write_atomic(os.path.join(run_dir, "config.json"), cfg.to_json().encode() + b"\n")
 
 
 def log_epoch(run, test_loss, test_acc, seconds, lr):
+    """The per-epoch scalars and histograms, at the global step."""
     w, step = run.writer, run.step
     w.add_scalar("test/loss", test_loss, step)
     w.add_scalar("test/accuracy", test_acc, step)
