@@ -90,6 +90,11 @@ def lr_at(cfg, epoch):
     return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
 
 
+def flat_input(layers):
+    """Whether a spec takes images as (N, 784) rows (True) or as (N, 1, 28, 28) for a first Conv2d."""
+    return not isinstance(layers[0], spec.Conv2d)
+
+
 def spec_of(cfg):
     """The layer specs cfg trains: the named architecture, or mlp with custom widths/activation."""
     if cfg.arch == "mlp" and (cfg.hidden or cfg.activation):

@@ -11,7 +11,7 @@ from tqdm import tqdm
 import manual
 from experiments import checkpoint, data
 from experiments.backends import BACKENDS, Diverged
-from experiments.config import batch_size_of, lr_at, spec_of
+from experiments.config import batch_size_of, flat_input, lr_at, spec_of
 from experiments.data.idx import write_atomic
 
 SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
@@ -147,7 +147,7 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
     from torch.utils.tensorboard import SummaryWriter
 
     layers = spec_of(cfg)
-    flatten = not isinstance(layers[0], manual.spec.Conv2d)
+    flatten = flat_input(layers)
     root = cfg.data_dir or None
     xtr, ytr = data.load("train", root, dtype=cfg.dtype, flatten=flatten, limit=cfg.limit_train or None)
     xte, yte = data.load("test", root, dtype=cfg.dtype, flatten=flatten)

@@ -16,6 +16,13 @@ def _nonnegative(name, value):
         raise ValueError(f"Invalid {name}: {value}")
 
 
+def _like(what, new, own):
+    """Raise ValueError unless new is an ndarray of own's shape and dtype."""
+    if not isinstance(new, np.ndarray) or new.shape != own.shape or new.dtype != own.dtype:
+        got = f"{new.shape} {new.dtype}" if isinstance(new, np.ndarray) else type(new).__name__
+        raise ValueError(f"{what} must be {own.shape} {own.dtype}, got {got}")
+
+
 class _Optimizer:
     """The live parameters, their state arrays, the step count, and state_dict I/O."""
 
@@ -37,10 +44,7 @@ class _Optimizer:
         if grads.keys() != self.params.keys():
             raise ValueError(f"grads keys {sorted(grads)} differ from params keys {sorted(self.params)}")
         for name, p in self.params.items():
-            g = grads[name]
-            if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
-                got = f"{g.shape} {g.dtype}" if isinstance(g, np.ndarray) else type(g).__name__
-                raise ValueError(f"grad {name!r} must be {p.shape} {p.dtype} like its param, got {got}")
+            _like(f"grad {name!r}", grads[name], p)
         self.steps += 1
         for name, p in self.params.items():
             self._update(name, p, grads[name], *self._scratch[name])
@@ -65,10 +69,7 @@ class _Optimizer:
         if step.ndim != 0 or step.dtype.kind not in "iu" or step < 0:
             raise ValueError(f"'step' must be an integer >= 0, got {state['step']!r}")
         for key, own in self.state.items():
-            new = state[key]
-            if not isinstance(new, np.ndarray) or new.shape != own.shape or new.dtype != own.dtype:
-                got = f"{new.shape} {new.dtype}" if isinstance(new, np.ndarray) else type(new).__name__
-                raise ValueError(f"{key!r} must be {own.shape} {own.dtype}, got {got}")
+            _like(repr(key), state[key], own)
         for key, own in self.state.items():
             np.copyto(own, state[key])
         self.steps = int(step)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import manual
 from experiments import checkpoint, data
-from experiments.config import Config, spec_of
+from experiments.config import Config, flat_input, spec_of
 from experiments.landscape import surfaces, tb
 from experiments.landscape.evaluate import Evaluator
 from experiments.landscape.parallel import ParallelEvaluator, Progress
@@ -57,7 +57,7 @@ def evaluator(cfg, settings):
     """A context giving an Evaluator for cfg's architecture on the evaluation subset, in cfg's dtype
     (a ParallelEvaluator over settings.eval_workers processes when that is above 1)."""
     layers = spec_of(cfg)
-    flatten = not isinstance(layers[0], manual.spec.Conv2d)
+    flatten = flat_input(layers)
     x, y = evaluation_data(flatten, cfg.dtype, settings.eval_samples, cfg.data_dir or None)
     if settings.eval_workers > 1:
         return ParallelEvaluator(settings.eval_workers, layers, x, y, backend=settings.backend, dtype=cfg.dtype)
