@@ -2,7 +2,8 @@
 
 Run by `make bench`. Each backend lives in its own worker process, so torch is never imported beside manual
 and each peak resident set size is that backend's own; the parent alternates epochs between the workers
-and prints medians and ratios. For mlp it also times the epoch's GEMMs alone (the matmul bound).
+and prints medians and ratios. For mlp it also times the epoch's GEMMs alone (the matmul bound), and those
+GEMMs with manual's SGD step after each batch (a floor for any NumPy epoch with this optimizer).
 The data is random, of MNIST's shape and dtype: the benchmark needs no download.
 """
 import argparse
@@ -17,6 +18,8 @@ import sys
 import time
 
 import numpy as np
+
+from manual.optim import SGD
 
 IMAGES, BATCH, CLASSES = 60_000, 128, 10
 LR, MOMENTUM = 0.01, 0.9
@@ -65,7 +68,6 @@ def manual_worker(arch):
     """The manual backend: (step(start, stop), threads text, matmul-bound epoch or None)."""
     import manual
     from manual import spec
-    from manual.optim import SGD
 
     x, y = data(arch)
     net = manual.build(spec.get(arch), seed=0, dtype="float32")
@@ -80,15 +82,22 @@ def manual_worker(arch):
 
 
 def gemm_epoch(net):
-    """(run(), GFLOP): the epoch's GEMMs alone, with the Linear layers' shapes and operand layouts."""
+    """(run(step), GFLOP): the epoch's GEMMs alone, with the Linear layers' shapes and operand layouts.
+
+    run(True) also takes manual's SGD step after each batch's GEMMs, on a copy of the parameters with the
+    GEMMs' dW as gradients: the floor of any NumPy epoch that uses this optimizer.
+    """
     rng = np.random.default_rng(1)
+    params = {k: v.copy() for k, v in net.params.items()}
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    opt = SGD(params, lr=LR, momentum=MOMENTUM)
     weights = [layer.params["weight"] for layer in net.layers if "weight" in layer.params]   # (out, in)
+    grad = [g for k, g in grads.items() if k.endswith(".weight")]
     sizes = batches()
     acts = {b - a: [rng.random((b - a, w.shape[1]), dtype=np.float32) for w in weights] for a, b in sizes}
     douts = {b - a: [rng.random((b - a, w.shape[0]), dtype=np.float32) for w in weights] for a, b in sizes}
-    grad = [np.empty_like(w) for w in weights]
 
-    def run():
+    def run(step):
         for a, b in sizes:
             xs, ds = acts[b - a], douts[b - a]
             for w, xi in zip(weights, xs):
@@ -97,6 +106,8 @@ def gemm_epoch(net):
                 np.dot(di.T, xi, out=g)                     # dW (out, in)
                 if i:
                     di @ w                                  # dx (B, in); the first layer needs none
+            if step:
+                opt.step(grads)
     flops = sum(2 * (b - a) * w.size * (3 if i else 2) for a, b in sizes for i, w in enumerate(weights))
     return run, flops / 1e9
 
@@ -135,10 +146,10 @@ def serve(backend, arch):
             for a, b in batches():
                 step(a, b)
             reply = {"seconds": time.perf_counter() - t}
-        elif command == "bound":
+        elif command in ("bound", "floor"):
             run, gflop = bound
             t = time.perf_counter()
-            run()
+            run(step=command == "floor")
             reply = {"seconds": time.perf_counter() - t, "gflop": gflop}
         else:
             reply = {"peak_mb": peak_rss_mb(), "before_mb": rss_before, "threads": threads}
@@ -180,7 +191,7 @@ def measure(arch, repeats):
             for backend, worker in workers.items():
                 times[backend].append(worker.ask("epoch")["seconds"])
             if arch == "mlp":
-                bound.append(workers["manual"].ask("bound"))
+                bound.append({c: workers["manual"].ask(c) for c in ("bound", "floor")})
         stats = {b: w.ask("stats") for b, w in workers.items()}
     finally:
         for worker in workers.values():
@@ -199,10 +210,12 @@ def report(arch, results, bound):
               f"  {s['threads']}")
     print(f"  manual / torch = {med['manual'] / med['torch']:.2f}")
     if bound:
-        secs = statistics.median(r["seconds"] for r in bound)
-        gflop = bound[0]["gflop"]
+        secs, floor = (statistics.median(r[c]["seconds"] for r in bound) for c in ("bound", "floor"))
+        gflop = bound[0]["bound"]["gflop"]
         print(f"  matmul bound: {gflop:.1f} GFLOP of GEMMs (forward, dW, dx but the first layer's) at"
               f" {gflop / secs:.0f} GFLOP/s = {secs:.3f} s; manual / bound = {med['manual'] / secs:.2f}")
+        print(f"  floor: the same GEMMs + manual's SGD step after each = {floor:.3f} s = {floor / secs:.2f}x the bound"
+              f" (no bias, ReLU or loss)")
 
 
 def main(argv=None):
