@@ -7,10 +7,10 @@ from manual.network import Sequential, make_layers
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-__all__ = ["spec", "Sequential", "build"]
+__all__ = ["spec", "Sequential", "build", "as_dtype"]
 
 
-def _dtype(dtype):
+def as_dtype(dtype):
     """np.float32 or np.float64 from "float32"/"float64" or a NumPy dtype; else ValueError."""
     try:
         dt = None if dtype is None else np.dtype(dtype)          # np.dtype(None) would be float64
@@ -24,6 +24,6 @@ def _dtype(dtype):
 def build(layers, init="torch_default", seed=0, dtype="float64"):
     """A Sequential for a spec, its params drawn by the init scheme from np.random.default_rng(seed)."""
     layers = spec.validate(layers)                                 # a generator is read once
-    net = Sequential(make_layers(layers, _dtype(dtype), seed), layers)
+    net = Sequential(make_layers(layers, as_dtype(dtype), seed), layers)
     initialize(net.layers, init, seed)
     return net

@@ -20,11 +20,7 @@ weights are large.
 """
 import numpy as np
 
-
-def sigmoid(z):
-    """1 / (1 + e^-z) from e^-|z|, so that no |z| overflows."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
+from manual.layers import sigmoid
 
 
 def _sigmoid_slope(z):

@@ -69,16 +69,22 @@ class ReLU(Layer):
         return dout * self.mask
 
 
+def sigmoid(x):
+    """1 / (1 + e^-x), computed from e^-|x| so that no |x| overflows."""
+    e = np.abs(x)
+    np.negative(e, out=e)
+    with np.errstate(under="ignore"):                              # e^-|x| -> 0 is the exact limit
+        np.exp(e, out=e)
+    s = np.where(x >= 0, 1, e)
+    s /= 1 + e
+    return s
+
+
 class Sigmoid(Layer):
-    """1 / (1 + e^-x), computed from e^-|x| so that no |x| overflows; s' = s (1 - s)."""
+    """sigmoid(x); s' = s (1 - s)."""
 
     def forward(self, x):
-        e = np.abs(self.check(x))
-        np.negative(e, out=e)
-        with np.errstate(under="ignore"):                          # e^-|x| -> 0 is the exact limit
-            np.exp(e, out=e)
-        self.s = np.where(x >= 0, 1, e)
-        self.s /= 1 + e
+        self.s = sigmoid(self.check(x))
         return self.s
 
     def backward(self, dout):

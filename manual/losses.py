@@ -54,9 +54,8 @@ def mse(out, target, reduction="mean"):
         raise ValueError(f"mse needs a target of shape {out.shape} and dtype {out.dtype}, got {got}")
     diff = out - target
     loss = float(np.sum(diff * diff))
-    dout = diff
-    dout *= 2
+    diff *= 2                                                      # dL/dout
     if reduction == "mean":
         loss /= diff.size
-        dout /= diff.size
-    return loss, dout
+        diff /= diff.size
+    return loss, diff

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import manual
 from manual import spec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -10,14 +11,8 @@ _PARAMETERLESS = {spec.Flatten: nn.Flatten, spec.ReLU: nn.ReLU, spec.Sigmoid: nn
 
 
 def torch_dtype(dtype):
-    """The torch dtype for "float32" / "float64" (or the numpy equivalents)."""
-    try:
-        name = None if dtype is None else np.dtype(dtype).name     # np.dtype(None) would be float64
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    return DTYPES[name]
+    """The torch dtype for "float32" / "float64" (or the numpy equivalents); else ValueError."""
+    return DTYPES[manual.as_dtype(dtype).name]
 
 
 def _module(layer, dtype):
