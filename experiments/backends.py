@@ -134,9 +134,10 @@ class Torch(Backend):
         loss = self.torch.nn.functional.cross_entropy(
             self.module(self.torch.from_numpy(x)), self.torch.from_numpy(y), reduction=self.reduction)
         loss.backward()
-        check_finite(loss.item(), {n: p.grad.numpy() for n, p in self.params.items()}, self.describe)
+        value = loss.item()
+        check_finite(value, self.grads(), self.describe)
         self.opt.step()
-        return loss.item()
+        return value
 
     def grads(self):
         return {name: p.grad.numpy() for name, p in self.params.items()}
@@ -155,7 +156,9 @@ class Torch(Backend):
         return total / len(x), correct / len(x)
 
     def state_dict(self):
-        return {name: p.detach().numpy().copy() for name, p in self.params.items()}
+        import torch_ref
+
+        return torch_ref.to_numpy(self.params)
 
     def optimizer_state(self):
         """{"<param>.<state>": array} from torch.optim's per-parameter state."""

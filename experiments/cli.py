@@ -6,7 +6,8 @@ import os
 import shutil
 import sys
 
-from experiments.config import BACKENDS, MNIST_ARCHS, OPTIMIZERS, SCHEDULES, Config
+from experiments.config import BACKENDS, DTYPES, MNIST_ARCHS, OPTIMIZERS, REDUCTIONS, SCHEDULES, Config
+from manual import spec
 
 FLAG_HELP = {
     "backend": "which backend trains: the NumPy one, torch autograd, or both side by side on the same batches",
@@ -51,8 +52,8 @@ def parse_hidden(text):
 
 TYPES = {"hidden": parse_hidden, "batch_size": parse_batch_size, "seed": int, "epochs": int, "limit_train": int,
          "lr": float, "momentum": float, "weight_decay": float}
-CHOICES = {"backend": BACKENDS, "arch": MNIST_ARCHS, "optimizer": OPTIMIZERS, "dtype": ("float32", "float64"),
-           "reduction": ("sum", "mean"), "activation": ("relu", "sigmoid", "tanh"), "lr_schedule": SCHEDULES}
+CHOICES = {"backend": BACKENDS, "arch": MNIST_ARCHS, "optimizer": OPTIMIZERS, "dtype": DTYPES,
+           "reduction": REDUCTIONS, "activation": tuple(spec.ACTIVATIONS), "lr_schedule": SCHEDULES}
 
 
 def add_config_flags(parser, skip=()):
@@ -95,8 +96,7 @@ def resolve(parser, args):
             path = os.path.join(args.run_dir, "config.json")
             if not os.path.exists(path):
                 parser.error(f"--resume: {path} does not exist")
-            with open(path) as f:
-                saved = Config.from_dict(json.load(f))
+            saved = Config.from_file(path)
             clash = sorted(k for k, v in given.items() if k not in RESUMABLE and v != getattr(saved, k))
             if clash:
                 parser.error(f"--resume keeps the saved config; these flags differ from it: {', '.join(clash)}")
@@ -148,11 +148,15 @@ def train_main(argv=None):
     return 0
 
 
+def landscape_main(argv=None):
+    """`backprop-lab landscape ...`, imported only when chosen (it pulls in matplotlib)."""
+    from experiments.landscape.__main__ import main
+    return main(argv)
+
+
 def main(argv=None):
     """`backprop-lab train ...` and `backprop-lab landscape ...`."""
     argv = sys.argv[1:] if argv is None else argv
-    from experiments.landscape.__main__ import main as landscape_main
-
     commands = {"train": train_main, "landscape": landscape_main}
     if not argv or argv[0] not in commands:
         print(f"usage: backprop-lab {{{','.join(commands)}}} [--help]", file=sys.stderr)

@@ -11,6 +11,8 @@ BACKENDS = ("manual", "torch", "both")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("cosine", "constant")
 MNIST_ARCHS = ("mlp", "mlp-sigmoid", "lenet")   # "chain" takes scalar inputs, not images
+DTYPES = ("float32", "float64")
+REDUCTIONS = ("sum", "mean")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Config:
             raise ValueError(f"--{field.replace('_', '-')} {getattr(self, field)!r} is invalid; {allowed}")
 
         for field, choices in (("backend", BACKENDS), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
-                               ("dtype", ("float32", "float64")), ("reduction", ("sum", "mean")),
+                               ("dtype", DTYPES), ("reduction", REDUCTIONS),
                                ("lr_schedule", SCHEDULES)):
             if getattr(self, field) not in choices:
                 fail(field, f"choose from {', '.join(choices)}")
@@ -82,6 +84,12 @@ class Config:
             values = {**values, "hidden": tuple(values["hidden"])}
         return cls(**values)
 
+    @classmethod
+    def from_file(cls, path):
+        """The Config saved in a JSON file (a run's config.json)."""
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
 
 def lr_at(cfg, epoch):
     """The learning rate for a (0-based) epoch: a function of the epoch alone, so a resumed run matches."""
@@ -97,9 +105,8 @@ def flat_input(layers):
 
 def spec_of(cfg):
     """The layer specs cfg trains: the named architecture, or mlp with custom widths/activation."""
-    if cfg.arch == "mlp" and (cfg.hidden or cfg.activation):
-        return spec.mlp(hidden=cfg.hidden or (256, 128), activation=cfg.activation or "relu")
-    return spec.get(cfg.arch)
+    options = {k: v for k, v in (("hidden", cfg.hidden), ("activation", cfg.activation)) if v}
+    return spec.get(cfg.arch, **options)
 
 
 def batch_size_of(cfg, n):

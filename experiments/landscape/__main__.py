@@ -92,7 +92,7 @@ def plan(p, args):
     if args.eval_samples > 10_000:
         p.error(f"--eval-samples: the test set has 10000 images, got {args.eval_samples}")
     training = [k for k, v in vars(args).items() if v is not None and (
-        k in TRAINING or k in Config.__dataclass_fields__ and k not in ("data_dir", "backend", "init", "seed"))]
+        k in TRAINING or k in Config.__dataclass_fields__ and k != "data_dir")]
     if args.from_runs and training:
         p.error(f"--from-runs reuses finished runs: drop --{training[0].replace('_', '-')}")
     for k, v in TRAINING.items():
@@ -108,8 +108,7 @@ def plan(p, args):
         todo = [{"settings": settings, "run_dir": r} for r in runs]
         outputs = []
     else:
-        given = {k: v for k, v in vars(args).items()
-                 if k in Config.__dataclass_fields__ and k not in ("backend", "init", "seed")}
+        given = {k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__}
         try:
             cfgs = [Config(**given, backend=args.train_backend, init=init, seed=seed)
                     for init, seed in itertools.product(args.inits, args.seeds)]

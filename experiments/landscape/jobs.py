@@ -1,7 +1,6 @@
 """The work a worker process does: one (scheme, seed) run's landscape, or the path between two solutions."""
 import contextlib
 import functools
-import json
 import os
 from dataclasses import dataclass
 
@@ -11,8 +10,7 @@ from experiments.config import Config, flat_input, spec_of
 from experiments.landscape import surfaces, tb
 from experiments.landscape.evaluate import Evaluator
 from experiments.landscape.parallel import ParallelEvaluator, Progress
-
-SNAPSHOTS = "snapshots.npz"   # in a run directory, if kept: checkpoint.save groups "0000" (init) ... (final)
+from experiments.train import SNAPSHOTS, train_and_evaluate
 
 
 @dataclass(frozen=True)
@@ -66,8 +64,6 @@ def evaluator(cfg, settings):
 
 def trained(cfg, settings):
     """(init, final, snapshots, test loss, test accuracy) from training cfg now."""
-    from experiments.train import train_and_evaluate
-
     run_dir = os.path.join(settings.train_dir, run_name(cfg))
     result = train_and_evaluate(cfg, run_dir, snapshots_per_epoch=settings.snapshots_per_epoch, quiet=True)
     r = result[cfg.backends[0]]
@@ -76,8 +72,7 @@ def trained(cfg, settings):
 
 def finished_config(run_dir):
     """The Config a finished run was trained with."""
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return Config.from_dict(json.load(f))
+    return Config.from_file(os.path.join(run_dir, "config.json"))
 
 
 def finished(run_dir):

@@ -96,6 +96,6 @@ def path_length(snapshots):
     return sum(distance(a, b) for a, b in zip(snapshots[:-1], snapshots[1:]))
 
 
-def points(resolution, alphas, sharpness_count, pca=True):
+def points(resolution, alphas, sharpness_count):
     """How many grid points one run evaluates (for the progress bar)."""
-    return len(alphas) + resolution ** 2 * (2 if pca else 1) + 2 * sharpness_count + 1
+    return len(alphas) + 2 * resolution ** 2 + 2 * sharpness_count + 1
