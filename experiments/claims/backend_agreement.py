@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import manual
+from experiments import data
 from experiments.claims import harness, solutions
+from experiments.config import Config, spec_of
+from experiments.train import train_and_evaluate
 
 NAME = "backend_agreement"
 EPSILON = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
@@ -48,10 +51,6 @@ def logged_epoch_diffs(run_dir):
 
 def compare(job):
     """Train both backends on one (dtype, seed); return the agreement rows, the loss rows and the final row."""
-    from experiments import data
-    from experiments.config import Config, spec_of
-    from experiments.train import train_and_evaluate
-
     s, dtype, seed = job["settings"], job["dtype"], job["seed"]
     cfg = Config(backend="both", arch=s.arch, dtype=dtype, seed=seed, epochs=s.epochs, limit_train=s.limit_train,
                  lr_schedule=solutions.LR_SCHEDULE)
@@ -109,11 +108,7 @@ def plot(agreement, losses, out, w):
 
 def growth_per_epoch(rows):
     """10^slope of log10(max_abs_diff) against epoch, least squares over the rows with a non-zero difference."""
-    rows = [r for r in rows if r["max_abs_diff"] > 0]
-    if len(rows) < 2:
-        return float("nan")
-    epochs, diffs = np.array([r["epoch"] for r in rows]), np.array([r["max_abs_diff"] for r in rows])
-    return float(10 ** np.polyfit(epochs, np.log10(diffs), 1)[0])
+    return harness.log_fit_factor([r["epoch"] for r in rows], [r["max_abs_diff"] for r in rows])
 
 
 def summarize(agreement, finals):

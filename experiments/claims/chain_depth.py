@@ -216,11 +216,7 @@ def log_scalars(w, grads, bounds, diffs, train_rows, curves, settings):
 
 def per_layer_factor(depths, values):
     """10^slope of a least-squares line through log10(values) against depth (nan values left out)."""
-    depths, values = np.asarray(depths, float), np.asarray(values, float)
-    keep = np.isfinite(values)
-    if keep.sum() < 2:
-        return float("nan")
-    return float(10 ** np.polyfit(depths[keep], np.log10(values[keep]), 1)[0])
+    return harness.log_fit_factor(depths, values)
 
 
 def summarize(rows, grads, train_rows, settings):

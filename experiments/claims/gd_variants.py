@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments.claims import harness, solutions
+from experiments.config import Config, batch_size_of
+from experiments.landscape import surfaces
+from experiments.train import train_and_evaluate
 
 NAME = "gd_variants"
 
@@ -38,8 +41,6 @@ QUICK = Settings(limit_train=256, epochs=1, batch_sizes=(1, 64, "full"), snapsho
 
 
 def config(settings, batch_size):
-    from experiments.config import Config
-
     return Config(backend="manual", arch=settings.arch, optimizer="sgd", lr=settings.lr, batch_size=batch_size,
                   epochs=settings.epochs, limit_train=settings.limit_train, seed=settings.seed,
                   lr_schedule=solutions.LR_SCHEDULE)
@@ -63,10 +64,6 @@ def snapshot_clock(steps, total, epoch_seconds):
 
 def train_variant(job):
     """Train one batch size; (curve rows, final row)."""
-    from experiments.config import batch_size_of
-    from experiments.landscape import surfaces
-    from experiments.train import train_and_evaluate
-
     settings, bs = job["settings"], job["batch_size"]
     cfg = config(settings, bs)
     result = train_and_evaluate(cfg, job["run_dir"], snapshots_per_epoch=settings.snapshots_per_epoch,

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no d
 from experiments.backends import Diverged
 from experiments.data import DataError
 from experiments.data.idx import write_atomic
+from experiments.landscape import tb
 from experiments.landscape.parallel import cores, thread_env
 
 
@@ -97,6 +98,15 @@ def stats(values):
     return f"{values.mean():.4g} ± {values.std():.2g} (min {values.min():.4g}, max {values.max():.4g})"
 
 
+def log_fit_factor(xs, ys):
+    """10^slope of a least-squares line through log10(ys) against xs, over the finite positive ys; nan if < 2."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    keep = np.isfinite(ys) & (ys > 0)
+    if keep.sum() < 2:
+        return float("nan")
+    return float(10 ** np.polyfit(xs[keep], np.log10(ys[keep]), 1)[0])
+
+
 def finish(w, out, text, pngs, start):
     """The findings (lines of text) into TensorBoard, OUT/findings.txt and stdout, with the PNGs and the time taken."""
     w.add_text("findings", "\n\n".join(text))
@@ -140,9 +150,7 @@ def save_figure(fig, path, writer=None, tag=None):
 
 def writer(out, run="summary"):
     """A SummaryWriter for OUT/tb/<run>."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(os.path.join(out, "tb", run))
+    return tb.writer(os.path.join(out, "tb"), run)
 
 
 class Progress:

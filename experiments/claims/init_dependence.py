@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from experiments.claims import harness, solutions
-from experiments.landscape import surfaces
+from experiments.config import Config
 
 NAME = "init_dependence"
 SYMMETRY_RUNS = (("sigmoid", "zeros"), ("sigmoid", "xavier_uniform"))   # (activation, init), seed 0, tracked
@@ -38,8 +38,6 @@ QUICK = Settings(seeds=2, limit_train=500, epochs=1, eval_samples=200, path_step
 
 
 def config(settings, init, seed, activation=""):
-    from experiments.config import Config
-
     return Config(backend="manual", arch="mlp", activation=activation, init=init, seed=seed,
                   epochs=settings.epochs, limit_train=settings.limit_train, lr_schedule=solutions.LR_SCHEDULE)
 
@@ -69,6 +67,8 @@ def train_one(job):
     row = {"scheme": cfg.init, "activation": cfg.activation or "relu", "seed": cfg.seed, **metrics}
     if result is None:
         return row, None, []
+    if not job["symmetry"]:
+        return row, result.final_state, []
     if job["snapshots"]:
         states = zip(solutions.snapshot_steps(cfg, settings.limit_train, job["snapshots"]), result.snapshots,
                      strict=True)
@@ -162,11 +162,11 @@ def summarize(runs, pairs, symmetry, settings):
 
 
 def training_jobs(settings, runs_dir):
-    """Every (scheme, seed) of the relu mlp, then the tracked symmetry runs with snapshots."""
+    """Every (scheme, seed) of the relu mlp, then the tracked runs with snapshots; symmetry: unit spread measured."""
     jobs = [{"settings": settings, "cfg": config(settings, scheme, seed), "snapshots": 0,
-             "run_dir": f"{runs_dir}/{scheme.replace(':', '')}-s{seed}"}
+             "symmetry": scheme == "zeros", "run_dir": f"{runs_dir}/{scheme.replace(':', '')}-s{seed}"}
             for scheme in settings.schemes for seed in range(settings.seeds)]
-    return jobs + [{"settings": settings, "cfg": config(settings, init, 0, activation),
+    return jobs + [{"settings": settings, "cfg": config(settings, init, 0, activation), "symmetry": True,
                     "snapshots": settings.symmetry_snapshots_per_epoch, "run_dir": f"{runs_dir}/{activation}-{init}-s0"}
                    for activation, init in SYMMETRY_RUNS]
 
@@ -186,17 +186,14 @@ def main(argv=None):
         todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps)
         harness.log(f"{len(todo)} straight paths between solutions")
         paths = pool.map(solutions.straight_path, todo)
-    symmetry = [row for r in results for row in r[2] if row["run"].startswith("sigmoid") or
-                row["run"].startswith("relu-zeros")]
+    symmetry = [row for r in results for row in r[2]]
     dist = solutions.distances([finals[i] for i in main_runs])
     row_of = {run: row for row, run in enumerate(main_runs)}                          # run index -> dist row
     pairs = []
     for job, path in zip(todo, paths):
         i, j = job["ij"]
         pairs.append({"scheme": job["key"], "seed_a": runs[i]["seed"], "seed_b": runs[j]["seed"],
-                      "distance": float(dist[row_of[i], row_of[j]]), "barrier": surfaces.barrier(path),
-                      "loss_a": float(path["loss"][0]), "loss_b": float(path["loss"][-1]),
-                      "max_loss": float(path["loss"].max())})
+                      "distance": float(dist[row_of[i], row_of[j]]), **solutions.path_summary(path)})
     harness.write_csv(f"{args.out}/init_runs.csv", runs)
     harness.write_csv(f"{args.out}/init_pairs.csv", pairs)
     harness.write_csv(f"{args.out}/init_symmetry.csv", symmetry)

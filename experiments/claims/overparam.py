@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments.claims import harness, solutions
+from experiments.config import Config
 from experiments.landscape import surfaces
 
 NAME = "overparam"
@@ -30,8 +31,6 @@ QUICK = Settings(widths=(8, 64), seeds=2, limit_train=500, epochs=1, eval_sample
 
 
 def config(settings, width, seed):
-    from experiments.config import Config
-
     return Config(backend="manual", arch="mlp", hidden=(width,), init=settings.init, seed=seed,
                   lr_schedule=solutions.LR_SCHEDULE,
                   epochs=settings.epochs, limit_train=settings.limit_train)
@@ -54,9 +53,7 @@ def pair_rows(runs, finals, todo, paths):
         a, b = finals[i], finals[j]
         dist, norm = surfaces.distance(a, b), (solutions.norm(a) + solutions.norm(b)) / 2
         rows.append({"width": job["key"], "seed_a": runs[i]["seed"], "seed_b": runs[j]["seed"], "distance": dist,
-                     "relative_distance": dist / norm, "barrier": surfaces.barrier(path),
-                     "loss_a": float(path["loss"][0]), "loss_b": float(path["loss"][-1]),
-                     "max_loss": float(path["loss"].max())})
+                     "relative_distance": dist / norm, **solutions.path_summary(path)})
     return rows
 
 

@@ -4,17 +4,19 @@ import itertools
 
 import numpy as np
 
+from experiments import data
+from experiments.backends import Diverged
 from experiments.claims import harness
+from experiments.config import batch_size_of, spec_of
+from experiments.landscape import surfaces
+from experiments.landscape.evaluate import Evaluator
+from experiments.train import snapshot_batches, train_and_evaluate
 
 LR_SCHEDULE = "constant"   # every claims run: the notes' gradient descent, one learning rate throughout
 
 
 def snapshot_steps(cfg, n, per_epoch):
     """The global step of each snapshot train_and_evaluate takes: the init, then per_epoch per epoch."""
-    from experiments import data
-    from experiments.config import batch_size_of
-    from experiments.train import snapshot_batches
-
     total = data.num_batches(n, batch_size_of(cfg, n))
     inside = sorted(b for b in snapshot_batches(cfg, n, per_epoch) if 0 < b < total)   # as run_epoch takes them
     return [0] + [e * total + b for e in range(cfg.epochs) for b in (*inside, total)]
@@ -22,10 +24,6 @@ def snapshot_steps(cfg, n, per_epoch):
 
 def train_evaluator(cfg, samples):
     """The landscape tools' Evaluator (mean loss, accuracy at given weights) on the first `samples` training images."""
-    from experiments import data
-    from experiments.config import spec_of
-    from experiments.landscape.evaluate import Evaluator
-
     x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, limit=samples)
     return Evaluator(spec_of(cfg), x, y, backend="manual", dtype=cfg.dtype)
 
@@ -33,9 +31,6 @@ def train_evaluator(cfg, samples):
 def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
     """(metrics, Result or None): train cfg's one backend with train_and_evaluate; a divergence is a result too."""
     # metrics: diverged, test loss and accuracy, loss and accuracy on the first eval_samples training images
-    from experiments.backends import Diverged
-    from experiments.train import train_and_evaluate
-
     try:
         result = train_and_evaluate(cfg, run_dir, snapshots_per_epoch=snapshots_per_epoch, quiet=True)[cfg.backend]
     except Diverged as err:
@@ -50,10 +45,14 @@ def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
 def straight_path(job):
     """{"alpha", "loss", "accuracy"} along the landscape tools' straight path from job["a"] to job["b"]."""
     # a, b: state dicts of job["cfg"]'s net; loss on the first job["samples"] training images, job["steps"] segments
-    from experiments.landscape import surfaces
-
     evaluate = train_evaluator(job["cfg"], job["samples"])
     return surfaces.interpolate(evaluate, job["a"], job["b"], surfaces.path_alphas(job["steps"], extend=0))
+
+
+def path_summary(path):
+    """{"barrier", "loss_a", "loss_b", "max_loss"} of a straight path: its barrier, end losses and highest loss."""
+    return {"barrier": surfaces.barrier(path), "loss_a": float(path["loss"][0]), "loss_b": float(path["loss"][-1]),
+            "max_loss": float(path["loss"].max())}
 
 
 def path_jobs(groups, samples, steps):
@@ -67,8 +66,6 @@ def path_jobs(groups, samples, steps):
 
 def distances(states):
     """The landscape tools' Euclidean distance between every two state dicts, as a symmetric (S, S) matrix."""
-    from experiments.landscape import surfaces
-
     out = np.zeros((len(states), len(states)))
     for i, j in itertools.combinations(range(len(states)), 2):
         out[i, j] = out[j, i] = surfaces.distance(states[i], states[j])
