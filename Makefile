@@ -29,8 +29,13 @@ test: data
 test-full: data
 	$(TEST_ENV) $(PY) -m pytest -m full -rP
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_epoch.py
 	$(PY) benchmarks/bench_landscape.py
 

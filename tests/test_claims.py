@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from experiments import data
 from experiments.claims import harness
+from tests.events import load_events
 from tests.tolerances import AGREE_F32, CHAIN_AUTOGRAD, ROUNDING_F32, TRAJECTORY
 
 MODULES = ("chain_depth", "backend_agreement", "gd_variants", "init_dependence", "overparam")
@@ -37,8 +37,7 @@ def floats(rows, key):
 
 def scalars(out, run="summary"):
     """{tag: [(step, value), ...]} from OUT/tb/<run>."""
-    acc = EventAccumulator(str(out / "tb" / run), size_guidance={"scalars": 0})
-    acc.Reload()
+    acc = load_events(out / "tb" / run)
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 

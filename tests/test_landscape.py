@@ -14,6 +14,7 @@ from experiments.landscape import jobs, surfaces, tb
 from experiments.landscape.directions import GUARD, random_directions
 from experiments.landscape.evaluate import Evaluator
 from manual import spec
+from tests.events import load_events
 from tests.tolerances import AGREE_F64, ROUNDING_F64
 
 ARCHS = {"mlp": spec.get("mlp"), "lenet": spec.get("lenet"),
@@ -149,14 +150,6 @@ def test_meshes_stay_under_the_face_limit():
     assert vertices[0, :, 2].max() == tb.ZMAX
 
 
-def tags(run_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(run_dir, size_guidance={"tensors": 0, "scalars": 0, "images": 0})
-    acc.Reload()
-    return acc
-
-
 TINY = ["--resolution", "5", "--eval-samples", "64", "--sharpness-dirs", "2"]
 TRAIN = ["--epochs", "1", "--limit-train", "256", "--batch-size", "64", "--snapshots-per-epoch", "4", "--dtype", "float64"]
 
@@ -168,7 +161,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
     runs = ["kaiming_normal-s0", "xavier_uniform-s0"]
     assert sorted(os.listdir(logdir)) == sorted([*runs, tb.CROSS, "png", "summary.json"])
     for run in runs:
-        acc = tags(os.path.join(logdir, run))
+        acc = load_events(os.path.join(logdir, run))
         scalars = acc.Tags()["scalars"]
         assert "landscape/interp_init_final" in scalars
         steps = [e.step for e in acc.Scalars("landscape/interp_init_final")]
@@ -183,7 +176,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
         assert set(acc.PluginTagToContent("hparams")) >= {"_hparams_/experiment", "_hparams_/session_start_info"}
         assert "weights_init/0.weight" in acc.Tags()["histograms"]
         assert os.path.isfile(os.path.join(logdir, "png", f"{run}_pca.png"))
-    cross = tags(os.path.join(logdir, tb.CROSS))
+    cross = load_events(os.path.join(logdir, tb.CROSS))
     assert "landscape/interp_pair/kaiming_normal-s0_xavier_uniform-s0" in cross.Tags()["scalars"]
     summary = json.load(open(os.path.join(logdir, "summary.json")))
     assert [r["run"] for r in summary["runs"]] == runs and len(summary["barriers"]) == 1
@@ -209,7 +202,7 @@ def test_from_runs_reuses_finished_training(tmp_path):
     x, y = mnist("mlp", n=64)
     expected = Evaluator(spec.get("mlp"), x, y)(final)[0][0]
     assert summary["final_loss"] == pytest.approx(expected, rel=ROUNDING_F64["rtol"])
-    assert "landscape/pca_surface" in tags(os.path.join(logdir, "lecun_normal-s3")).Tags()["images"]
+    assert "landscape/pca_surface" in load_events(os.path.join(logdir, "lecun_normal-s3")).Tags()["images"]
 
 
 @pytest.mark.parametrize("argv, message", [

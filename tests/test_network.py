@@ -7,7 +7,7 @@ from manual import gradcheck, spec
 from manual.layers import Dropout
 from manual.losses import cross_entropy
 from manual.network import LOSSES
-from tests.tolerances import AGREE_F32, FINITE_DIFF
+from tests.tolerances import AGREE_F32, assert_finite_diff
 
 MNIST_SHAPE = {"mlp": (784,), "mlp-sigmoid": (784,), "lenet": (1, 28, 28), "chain": (1,)}
 
@@ -42,12 +42,6 @@ def input_error(net, x, size=None, seed=0):
     return gradcheck.rel_error(dx[b], gradcheck.numerical_gradient(lambda: float(np.sum(net.forward(x) * dout)), x[b]))
 
 
-def assert_small(errors):
-    """Every relative error in {name: error} at most FINITE_DIFF."""
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= FINITE_DIFF, f"{worst}: rel error {errors[worst]:.3g} > {FINITE_DIFF}"
-
-
 @pytest.mark.parametrize("name, options, size, loss, reduction", [
     ("chain", dict(depth=3), None, "mse", "sum"),             # sigmoid: deeper chains' gradients vanish below FD noise
     ("chain", dict(depth=6, activation="tanh"), None, "mse", "mean"),
@@ -61,7 +55,7 @@ def test_network_gradients_match_finite_differences(name, options, size, loss, r
     net = manual.build(spec.get(name, **options), seed=1)
     x, y = batch(name)
     errors = param_errors(net, x, y, size, loss, reduction)
-    assert_small({**errors, "input": input_error(net, x, size)})
+    assert_finite_diff({**errors, "input": input_error(net, x, size)})
 
 
 def test_dropout_network_gradients_match_finite_differences_with_masks_held_fixed():
@@ -70,7 +64,7 @@ def test_dropout_network_gradients_match_finite_differences_with_masks_held_fixe
     forward = dropout.forward
     dropout.forward = lambda x: (setattr(dropout, "rng", np.random.default_rng(9)), forward(x))[1]
     x, y = np.random.default_rng(0).standard_normal((4, 6)), np.array([0, 2, 1, 2])
-    assert_small(param_errors(net, x, y))
+    assert_finite_diff(param_errors(net, x, y))
     assert 0 < np.count_nonzero(dropout.mask == 0) < dropout.mask.size
 
 

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from experiments import checkpoint
 from experiments.backends import Manual
 from experiments.config import Config, lr_at
 from experiments.train import train_and_evaluate
+from tests.events import load_events
 from tests.tolerances import TRAINED_F64
 
 SMALL = dict(limit_train=600, batch_size=100, epochs=1)
@@ -25,29 +25,22 @@ def train_cli(*flags, wait=True):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def tags(directory):
-    acc = EventAccumulator(directory, size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
-
 def test_smoke_both_backends_log_every_tag(tmp_path):
     results = train_and_evaluate(Config(backend="both", **SMALL), str(tmp_path), quiet=True)
     assert set(results) == {"manual", "torch"}
     for name in ("manual", "torch"):
-        acc = tags(str(tmp_path / name))
+        acc = load_events(tmp_path / name)  # add_hparams writes its own file in the same directory
         scalars = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/lr", "test/loss", "test/accuracy", "time/epoch_seconds"} <= scalars
         assert {"grad_norm/0.weight", "grad_norm/4.bias"} <= scalars
         assert {"weights/0.weight", "grads/4.weight"} <= set(acc.Tags()["histograms"])
         assert len(acc.Scalars("train/loss")) == 6
-        hparams = tags(str(tmp_path / name))  # add_hparams writes its own file in the same directory
-        assert "_hparams_/experiment" in hparams.summary_metadata or any(
-            "hparams" in m.plugin_data.plugin_name for m in hparams.summary_metadata.values())
+        assert "_hparams_/experiment" in acc.summary_metadata or any(
+            "hparams" in m.plugin_data.plugin_name for m in acc.summary_metadata.values())
         with np.load(tmp_path / name / "final.npz", allow_pickle=False) as final:
             assert sorted(final.files) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
         assert results[name].test_accuracy > 0.5
-    assert "agreement/max_param_diff" in tags(str(tmp_path / "manual")).Tags()["scalars"]
+    assert "agreement/max_param_diff" in load_events(tmp_path / "manual").Tags()["scalars"]
     assert (tmp_path / "final.npz").exists() and (tmp_path / "config.json").exists()
 
 
@@ -67,11 +60,6 @@ def test_cosine_schedule_starts_at_lr_and_decays_each_epoch():
     assert lr_at(Config(lr=0.1, epochs=4, lr_schedule="constant"), 3) == 0.1
 
 
-def final_params(run_dir):
-    with np.load(os.path.join(run_dir, "final.npz"), allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
 RESUME_FLAGS = ["--backend", "manual", "--dtype", "float64", "--limit-train", "2000", "--batch-size", "20",
                 "--epochs", "3", "--optimizer", "adam", "--lr", "0.001"]
 
@@ -81,7 +69,7 @@ def uninterrupted(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("whole"))
     done = train_cli(*RESUME_FLAGS, "--run-dir", run_dir, "--overwrite")
     assert done.returncode == 0, done.stderr
-    return final_params(run_dir)
+    return checkpoint.load_arrays(os.path.join(run_dir, "final.npz"))
 
 
 def wait_for(path, proc, epoch=0, seconds=120):
@@ -107,10 +95,10 @@ def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrup
         assert int(meta["batch"]) > 0  # the Ctrl-C checkpoint is mid-epoch
     done = train_cli("--resume", "--run-dir", run_dir)
     assert done.returncode == 0, done.stderr
-    resumed = final_params(run_dir)
+    resumed = checkpoint.load_arrays(os.path.join(run_dir, "final.npz"))
     for key, value in uninterrupted.items():
         assert np.array_equal(resumed[key], value), key
-    steps = [e.step for e in tags(os.path.join(run_dir, "manual")).Scalars("train/loss")]
+    steps = [e.step for e in load_events(os.path.join(run_dir, "manual")).Scalars("train/loss")]
     assert steps == sorted(set(steps)) and len(steps) == 3 * 100  # no duplicated steps after the restart
 
 

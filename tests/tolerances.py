@@ -14,3 +14,9 @@ SAMPLE_FRACTION = 0.01        # |observed - expected| fraction of dropped units 
 INIT_SPREAD = 0.01            # relative error of an initializer's sample std (~7 sigma at 500,000 draws)
 TORCH_GRADCHECK = dict(rtol=1e-6, atol=1e-8)  # torch.autograd.gradcheck (its defaults, 1e-3 / 1e-5, pass a 0.1% error)
 TRAINED_F64 = dict(rtol=1e-9, atol=1e-12)  # one epoch of training, manual vs torch backend, float64
+
+
+def assert_finite_diff(errors):
+    """Every relative error in {name: error} at most FINITE_DIFF."""
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= FINITE_DIFF, f"{worst}: rel error {errors[worst]:.3g} > {FINITE_DIFF}"
