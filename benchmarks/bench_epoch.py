@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from machine import measured
 from manual.optim import SGD
 
 IMAGES, BATCH, CLASSES = 60_000, 128, 10
@@ -228,10 +229,11 @@ def main(argv=None):
         return serve(args.worker, args.arch)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    print(f"{len(os.sched_getaffinity(0))} CPUs; each backend in its own process, epochs alternated, "
-          f"{WARMUP_BATCHES} warm-up batches each; peak RSS includes the {IMAGES:,} float32 images")
-    for arch in (ARCHS if args.arch == "all" else (args.arch,)):
-        report(arch, *measure(arch, args.repeats))
+    with measured("bench_epoch"):
+        print(f"each backend in its own process, epochs alternated, {WARMUP_BATCHES} warm-up batches each; "
+              f"peak RSS includes the {IMAGES:,} float32 images")
+        for arch in (ARCHS if args.arch == "all" else (args.arch,)):
+            report(arch, *measure(arch, args.repeats))
 
 
 if __name__ == "__main__":

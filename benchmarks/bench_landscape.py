@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from machine import measured
+
 METHODS = ("ours-manual", "ours-torch", "loss-landscapes")
 
 
@@ -95,20 +97,21 @@ def main():
     args = p.parse_args()
     if args.worker:
         return worker(args.worker, args.archs[0], args.samples, args.resolution, args.workers)
-    print(f"{len(os.sched_getaffinity(0))} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    for arch in args.archs:
-        samples = args.samples if arch == "mlp" else args.lenet_samples
-        times = {m: [] for m in args.methods}
-        for _ in range(args.repeats):
+    with measured("bench_landscape"):
+        print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+        for arch in args.archs:
+            samples = args.samples if arch == "mlp" else args.lenet_samples
+            times = {m: [] for m in args.methods}
+            for _ in range(args.repeats):
+                for m in args.methods:
+                    times[m].append(measure(m, arch, samples, args.resolution, args.workers))
+            median = {m: statistics.median(t) for m, t in times.items()}
+            print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
+                  f"median of {args.repeats}; ours in {args.workers} processes")
             for m in args.methods:
-                times[m].append(measure(m, arch, samples, args.resolution, args.workers))
-        median = {m: statistics.median(t) for m, t in times.items()}
-        print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
-              f"median of {args.repeats}; ours in {args.workers} processes")
-        for m in args.methods:
-            ratio = median.get("loss-landscapes", float("nan")) / median[m]
-            runs = " ".join(f"{t:.1f}" for t in times[m])
-            print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
+                ratio = median.get("loss-landscapes", float("nan")) / median[m]
+                runs = " ".join(f"{t:.1f}" for t in times[m])
+                print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
 
 
 if __name__ == "__main__":
