@@ -3,6 +3,8 @@ import calendar
 import glob
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -112,3 +114,14 @@ def test_every_code_and_test_reference_exists(path):
         source = open(os.path.join(ROOT, file), encoding="utf-8").read()
         for part in filter(None, name.split(".")):
             assert re.search(rf"^\s*(?:def|class) {part}\b|^{part} = ", source, re.M), f"{file}: no {part}"
+
+
+@pytest.mark.parametrize("command, docs_pages", [("experiments.train", ["training.md"]),
+                                             ("experiments.landscape", ["landscapes.md", "training.md"])])
+def test_every_flag_of_a_command_is_documented(command, docs_pages):
+    help_text = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True,
+                               check=True, cwd=ROOT).stdout
+    documented = "".join(open(os.path.join(ROOT, "docs", page), encoding="utf-8").read() for page in docs_pages)
+    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
+    missing = sorted(f for f in flags if f"`{f}" not in documented)
+    assert flags and not missing, f"{command} flags not in docs/{docs_pages[0]}: {missing}"
