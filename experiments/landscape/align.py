@@ -145,19 +145,39 @@ def random_permutation(arch, rng):
     return [rng.permutation(g.size) for g in permutation_groups(arch)]
 
 
-def _similarity(groups, i, a, b, perms):
-    """(n, n) float64: how well unit j of B fits unit i of A in group i, B's neighbouring groups permuted."""
+def _incoming(groups, i, a, b, p):
+    """(n, n) float64: <A's weights into unit i, B's into unit j>, B's inputs reordered by p (None: as they are)."""
     g = groups[i]
-    n = g.size
-    incoming = b[f"{g.layer}.weight"]
+    w = b[f"{g.layer}.weight"] if p is None else _take_inputs(b[f"{g.layer}.weight"], p)
+    return a[f"{g.layer}.weight"].reshape(g.size, -1) @ w.reshape(g.size, -1).T
+
+
+def _outgoing(groups, i, a, b, p):
+    """(n, n) float64: <A's weights out of unit i, B's out of unit j>, B's outputs reordered by p (None: as they are)."""
+    g = groups[i]
+    w = b[f"{g.next}.weight"] if p is None else b[f"{g.next}.weight"][p]
+    return _by_input(a[f"{g.next}.weight"], g.size) @ _by_input(w, g.size).T
+
+
+def _fixed(groups, i, a, b):
+    """The part of group i's similarity no other permutation changes: biases, and the incoming (first group)
+    and outgoing (last group) weights."""
+    g = groups[i]
+    sim = np.outer(a[f"{g.layer}.bias"], b[f"{g.layer}.bias"])                   # (n, n)
+    if i == 0:
+        sim += _incoming(groups, i, a, b, None)
+    if i == len(groups) - 1:
+        sim += _outgoing(groups, i, a, b, None)
+    return sim
+
+
+def _similarity(groups, i, a, b, perms, fixed):
+    """(n, n) float64: how well unit j of B fits unit i of A, B's neighbouring groups permuted by perms."""
+    sim = fixed[i].copy()
     if i > 0:
-        incoming = _take_inputs(incoming, perms[i - 1])
-    sim = a[f"{g.layer}.weight"].reshape(n, -1) @ incoming.reshape(n, -1).T        # (n, n)
-    sim += np.outer(a[f"{g.layer}.bias"], b[f"{g.layer}.bias"])
-    outgoing = b[f"{g.next}.weight"]
-    if i + 1 < len(groups):
-        outgoing = outgoing[perms[i + 1]]
-    sim += _by_input(a[f"{g.next}.weight"], n) @ _by_input(outgoing, n).T
+        sim += _incoming(groups, i, a, b, perms[i - 1])
+    if i < len(groups) - 1:
+        sim += _outgoing(groups, i, a, b, perms[i + 1])
     return sim
 
 
@@ -180,11 +200,12 @@ def weight_matching(arch, state_a, state_b, max_sweeps=100, seed=0):
     a = {k: np.asarray(v, np.float64) for k, v in state_a.items()}
     b = {k: np.asarray(v, np.float64) for k, v in state_b.items()}
     perms = [np.arange(g.size) for g in groups]
+    fixed = [_fixed(groups, i, a, b) for i in range(len(groups))]
     rng = np.random.default_rng(seed)
     for sweeps in range(1, max_sweeps + 1):
         changed = False
         for i in rng.permutation(len(groups)):
-            p = linear_sum_assignment(_similarity(groups, i, a, b, perms), maximize=True)[1]
+            p = linear_sum_assignment(_similarity(groups, i, a, b, perms, fixed), maximize=True)[1]
             if not np.array_equal(p, perms[i]):
                 perms[i], changed = p, True
         if not changed:
