@@ -46,7 +46,6 @@ class Conv2d(Layer):
         return out.reshape(s.out_channels, oh, ow, n).transpose(3, 0, 1, 2)   # (N, C_out, OH, OW)
 
     def backward(self, dout, input_grad=True):
-        """dL/dx (None when input_grad is False: the network's first layer); fills grads."""
         s = self.spec
         k, st, p = s.kernel_size, s.stride, s.padding
         n, c, h, w = self.x_shape
@@ -84,7 +83,9 @@ class MaxPool2d(Layer):
         out = self._tiles_forward(xc, oh, ow) if s == k else self._windows_forward(xc, oh, ow)
         return out.transpose(3, 0, 1, 2)                                 # (N, C, OH, OW)
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad=True):
+        if not input_grad:
+            return None
         n, c, h, w = self.x_shape
         d = dout.transpose(1, 2, 3, 0)                                   # (C, OH, OW, N)
         dx = np.zeros((c, h, w, n), self.dtype)                          # (C, H, W, N)

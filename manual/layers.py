@@ -5,7 +5,14 @@ from manual import spec as S
 
 
 class Layer:
-    """What every layer shares: its spec, dtype, params/grads dicts, training flag and input check."""
+    """The contract every layer keeps; subclasses write forward and backward side by side.
+
+    params and grads are dicts keyed by torch's names ("weight", "bias"; {} for parameterless layers), with
+    torch's shapes, in the layer's dtype. forward(x) returns the output and caches only what backward needs
+    (the input for Linear, the im2col columns for Conv2d, the mask/activation for elementwise layers, the
+    argmax routing for MaxPool2d). backward(dout, input_grad=True) uses that cache: it OVERWRITES grads
+    (never accumulates) and returns dL/dx, or None when input_grad is False (the input gradient's cost skipped).
+    """
 
     def __init__(self, spec, dtype):
         self.spec, self.dtype = spec, np.dtype(dtype)
@@ -21,6 +28,14 @@ class Layer:
             want = ", ".join("N" if w is None else str(w) for w in shape)
             raise ValueError(f"{self.name} expects input of shape ({want}), got {x.shape}")
         return x
+
+    def forward(self, x):
+        """The output for input x; caches what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dout, input_grad=True):
+        """dL/dx for upstream dout (None when input_grad is False); overwrites grads."""
+        raise NotImplementedError(f"{type(self).__name__}.backward")
 
 
 class Linear(Layer):
@@ -39,7 +54,6 @@ class Linear(Layer):
         return out
 
     def backward(self, dout, input_grad=True):
-        """dL/dx (None when input_grad is False: the network's first layer); fills grads."""
         np.dot(dout.T, self.x, out=self.grads["weight"])           # (out, in)
         np.sum(dout, axis=0, out=self.grads["bias"])               # (out,)
         return dout @ self.params["weight"] if input_grad else None  # (N, in)
@@ -54,8 +68,8 @@ class Flatten(Layer):
         self.shape = x.shape
         return x.reshape(len(x), -1)                                # (N, C*H*W)
 
-    def backward(self, dout):
-        return dout.reshape(self.shape)
+    def backward(self, dout, input_grad=True):
+        return dout.reshape(self.shape) if input_grad else None
 
 
 class ReLU(Layer):
@@ -65,8 +79,8 @@ class ReLU(Layer):
         self.mask = self.check(x) > 0
         return np.maximum(x, 0)
 
-    def backward(self, dout):
-        return dout * self.mask
+    def backward(self, dout, input_grad=True):
+        return dout * self.mask if input_grad else None
 
 
 def sigmoid(x):
@@ -87,8 +101,8 @@ class Sigmoid(Layer):
         self.s = sigmoid(self.check(x))
         return self.s
 
-    def backward(self, dout):
-        return dout * self.s * (1 - self.s)
+    def backward(self, dout, input_grad=True):
+        return dout * self.s * (1 - self.s) if input_grad else None
 
 
 class Tanh(Layer):
@@ -98,8 +112,8 @@ class Tanh(Layer):
         self.t = np.tanh(self.check(x))
         return self.t
 
-    def backward(self, dout):
-        return dout * (1 - self.t * self.t)
+    def backward(self, dout, input_grad=True):
+        return dout * (1 - self.t * self.t) if input_grad else None
 
 
 class Dropout(Layer):
@@ -118,5 +132,7 @@ class Dropout(Layer):
         self.mask = keep / self.dtype.type(1 - self.spec.p)        # 0 or 1/(1-p), same shape as x
         return x * self.mask
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad=True):
+        if not input_grad:
+            return None
         return dout if self.mask is None else dout * self.mask

@@ -25,6 +25,7 @@ class Sequential:
         if len(self.layers) != len(self.spec):
             raise ValueError(f"{len(self.layers)} layers for a spec of {len(self.spec)}")
         self.dtype, self.out_shape = self.layers[0].dtype, None
+        self.first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
 
     @property
     def params(self):
@@ -47,16 +48,10 @@ class Sequential:
             got = (dout.shape, dout.dtype) if isinstance(dout, np.ndarray) else type(dout).__name__
             raise ValueError(f"backward expects dout of shape {self.out_shape} and dtype {self.dtype} "
                              f"(the last forward's output), got {got}")
-        if input_grad:
-            for layer in reversed(self.layers):
-                dout = layer.backward(dout)
-            return dout
-        first = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
-        for layer in self.layers[:first:-1]:                       # layers before the first with params: skipped
-            dout = layer.backward(dout)
-        if first < len(self.layers):
-            self.layers[first].backward(dout, input_grad=False)
-        return None
+        stop = 0 if input_grad else self.first                     # layers before the first with params: skipped
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            dout = self.layers[i].backward(dout, input_grad=input_grad or i > stop)
+        return dout if input_grad else None
 
     def loss_and_grads(self, x, y, reduction="sum", loss="cross_entropy"):
         """Forward, loss, backward: (float loss, grads())."""
