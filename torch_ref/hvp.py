@@ -1,0 +1,59 @@
+"""Hessian-vector products of a torch module's loss, two ways: double backward and forward-over-reverse (torch.func)."""
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, jvp, vjp
+
+from torch_ref.build import from_numpy
+
+LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
+
+
+def _tensors(mod, x, y, v):
+    """x, y and v as torch tensors, v keyed and ordered like mod's named parameters."""
+    names = [name for name, _ in mod.named_parameters()]
+    if set(v) != set(names):
+        raise ValueError(f"direction mismatch: missing {sorted(set(names) - set(v))}, unexpected {sorted(set(v) - set(names))}")
+    v = from_numpy(v)
+    return torch.as_tensor(x), torch.as_tensor(y), {name: v[name] for name in names}
+
+
+def _loss_of(mod, x, y, loss, reduction):
+    """params dict -> scalar loss of mod on (x, y) with those parameters."""
+    def of(params):
+        return LOSSES[loss](functional_call(mod, params, (x,)), y, reduction=reduction)
+    return of
+
+
+def _numpy(tensors):
+    """{name: tensor} -> {name: ndarray copy}."""
+    return {name: t.detach().cpu().numpy().copy() for name, t in tensors.items()}
+
+
+def double_backward(mod, x, y, v, loss="cross_entropy", reduction="sum"):
+    """H v by reverse-over-reverse: the gradient with create_graph=True, then the gradient of <gradient, v>."""
+    x, y, v = _tensors(mod, x, y, v)
+    params = [p for _, p in mod.named_parameters()]
+    value = LOSSES[loss](mod(x), y, reduction=reduction)
+    g = torch.autograd.grad(value, params, create_graph=True)
+    hv = torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v.values())), params)
+    return _numpy(dict(zip(v, hv)))
+
+
+def forward_over_reverse(mod, x, y, v, loss="cross_entropy", reduction="sum"):
+    """H v by forward-over-reverse: torch.func.jvp of torch.func.grad of the loss, along v."""
+    x, y, v = _tensors(mod, x, y, v)
+    params = {name: p.detach() for name, p in mod.named_parameters()}
+    return _numpy(jvp(grad(_loss_of(mod, x, y, loss, reduction)), (params,), (v,))[1])
+
+
+def gauss_newton(mod, x, y, v, loss="cross_entropy", reduction="sum"):
+    """J^T H_loss J v: J v by jvp of the output, H_loss by double backward of the loss in the output, J^T by vjp."""
+    x, y, v = _tensors(mod, x, y, v)
+    params = {name: p.detach() for name, p in mod.named_parameters()}
+    out, pullback = vjp(lambda p: functional_call(mod, p, (x,)), params)
+    jv = jvp(lambda p: functional_call(mod, p, (x,)), (params,), (v,))[1]
+    hjv = jvp(grad(lambda o: LOSSES[loss](o, y, reduction=reduction)), (out,), (jv,))[1]
+    return _numpy(pullback(hjv)[0])
+
+
+METHODS = {"double_backward": double_backward, "forward_over_reverse": forward_over_reverse}
