@@ -5,7 +5,16 @@ from torch.func import functional_call, grad, jvp, vjp
 
 from torch_ref.build import from_numpy
 
-LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
+
+
+def _mse(out, target, reduction="mean"):
+    """F.mse_loss, its mean taken as sum / numel: torch.func's jvp of grad of reduction="mean" raises
+    "ZeroTensors are immutable" (torch 2.14), the sum's does not."""
+    total = F.mse_loss(out, target, reduction="sum")
+    return total / out.numel() if reduction == "mean" else total
+
+
+LOSSES = {"cross_entropy": F.cross_entropy, "mse": _mse}
 
 
 def _tensors(mod, x, y, v):
