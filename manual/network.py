@@ -66,32 +66,43 @@ class Sequential:
 
     def loss_grads_and_hvp(self, x, y, v, loss="cross_entropy", reduction="sum", grads=True):
         """(float loss, gradient copies or None, H v copies): forward, R-forward, then backward beside R-backward."""
-        value, dout, rdout = self._r_forward(x, y, v, loss, reduction)
+        layer_v = self._direction(v)
+        out = self.forward(x)
+        value, dout = _loss(loss)(out, y, reduction=reduction)
+        return (value, *self._r_passes(out, dout, layer_v, loss, reduction, grads))
+
+    def hvp_function(self, x, y, loss="cross_entropy", reduction="sum"):
+        """v -> H v at the current params on (x, y), the forward and loss run once here; valid until the next forward."""
+        out = self.forward(x)
+        dout = _loss(loss)(out, y, reduction=reduction)[1]
+        return lambda v: self._r_passes(out, dout, self._direction(v), loss, reduction, grads=False)[1]
+
+    def ggnvp(self, x, y, v, loss="cross_entropy", reduction="sum"):
+        """Gauss-Newton product J^T H_loss J v (PSD for cross-entropy and MSE): the R-forward, then H_loss R{out}
+        back through the ordinary backward (no σ'' and no δ V terms); copies, and grads() holds it too."""
+        layer_v = self._direction(v)
+        out = self.forward(x)
+        _loss(loss)(out, y, reduction=reduction)                   # checks y as hvp does
+        self.backward(self._r_forward(out, layer_v, loss, reduction), input_grad=False)
+        return {k: g.copy() for k, g in self.grads().items()}
+
+    def _r_passes(self, out, dout, layer_v, loss, reduction, grads):
+        """After the forward that gave out and dL/dout: (gradient copies or None, H v copies) along layer_v."""
+        rdout = self._r_forward(out, layer_v, loss, reduction)
         for i in range(len(self.layers) - 1, self.first - 1, -1):
             layer = self.layers[i]
             if grads and layer.params:
                 layer.backward(dout, input_grad=False)             # this layer's dL/dθ only: one product more
             dout, rdout = layer.rbackward(dout, rdout, input_grad=i > self.first)
         hv = {f"{i}.{k}": g.copy() for i, layer in enumerate(self.layers) for k, g in layer.rgrads.items()}
-        return value, ({k: g.copy() for k, g in self.grads().items()} if grads else None), hv
+        return ({k: g.copy() for k, g in self.grads().items()} if grads else None), hv
 
-    def ggnvp(self, x, y, v, loss="cross_entropy", reduction="sum"):
-        """Gauss-Newton product J^T H_loss J v (PSD for cross-entropy and MSE): the R-forward, then H_loss R{out}
-        back through the ordinary backward (no σ'' and no δ V terms); copies, and grads() holds it too."""
-        rdout = self._r_forward(x, y, v, loss, reduction)[2]
-        self.backward(rdout, input_grad=False)
-        return {k: g.copy() for k, g in self.grads().items()}
-
-    def _r_forward(self, x, y, v, loss, reduction):
-        """Forward and R-forward along v: (float loss, dL/dout, R{dL/dout} = H_loss R{out})."""
-        layer_v = self._direction(v)
-        out = self.forward(x)
-        value, dout = _loss(loss)(out, y, reduction=reduction)
+    def _r_forward(self, out, layer_v, loss, reduction):
+        """R-forward along layer_v (one direction dict per layer) after the forward that gave out: H_loss R{out}."""
         rout = None                                                # R{input} = 0
         for layer, lv in zip(self.layers[self.first:], layer_v[self.first:]):
             rout = layer.rforward(rout, lv)
-        rdout = np.zeros_like(dout) if rout is None else LOSS_HESSIANS[loss](out, rout, reduction)
-        return value, dout, rdout
+        return np.zeros_like(out) if rout is None else LOSS_HESSIANS[loss](out, rout, reduction)
 
     def _direction(self, v):
         """v split into one dict per layer, after checking it is keyed, shaped and typed like params, and finite."""

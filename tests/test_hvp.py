@@ -152,6 +152,19 @@ def test_gradient_beside_the_product_equals_loss_and_grads():
         np.testing.assert_array_equal(hv[k], net.hvp(x, y, v)[k])
 
 
+def test_hvp_function_runs_the_forward_once_and_gives_hvps_products_for_every_direction():
+    net, _ = pair(spec.get("lenet"))
+    x, y = batch(net, (2, 1, 28, 28), "cross_entropy")
+    product = net.hvp_function(x, y, reduction="mean")
+    directions = [direction(net, seed) for seed in (7, 8)]
+    got = [product(v) for v in directions]
+    for v, hv in zip(directions, got):
+        expected = net.hvp(x, y, v, reduction="mean")
+        assert all(np.array_equal(hv[k], expected[k]) for k in expected)
+    with pytest.raises(ValueError, match="direction 0.bias"):
+        product({**directions[0], "0.bias": np.zeros(1)})
+
+
 @pytest.mark.parametrize("arch", ["mlp-sigmoid", "lenet", "chain"])
 def test_products_are_symmetric(arch):
     options, x_shape, loss = ARCHS[arch]

@@ -2,7 +2,8 @@
 the trace by Hutchinson's estimator, the spectral density by stochastic Lanczos quadrature (SLQ).
 
 Everything runs on H as a scipy LinearOperator over flat float64 vectors; a backend only supplies an hvp callable
-{name: array} -> {name: array} (manual: net.hvp; torch: double backward, torch_ref.hvp.product).
+{name: array} -> {name: array} (manual: net.hvp_function, the forward run once; torch: double backward through
+the gradient's graph built once, torch_ref.hvp.product).
 """
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
@@ -44,7 +45,7 @@ def operator(backend, layers, state, x, y, loss="cross_entropy", reduction="mean
     if backend == "manual":
         net = manual.build(layers, dtype=dtype).eval()
         net.load_state_dict({k: np.asarray(a, net.dtype) for k, a in state.items()})
-        return Hessian(lambda v: net.hvp(x, y, v, loss, reduction), state)
+        return Hessian(net.hvp_function(x, y, loss, reduction), state)
     if backend == "torch":
         from torch_ref.hvp import product                         # torch only when asked for
         return Hessian(product(layers, state, x, y, loss, reduction, dtype), state)
