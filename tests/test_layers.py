@@ -143,12 +143,12 @@ def test_flatten_rejects_a_one_dimensional_input():
         Flatten(spec.Flatten(), np.float64).forward(np.zeros(5))
 
 
-def test_the_layer_base_class_leaves_forward_and_backward_to_subclasses():
-    layer = Layer(spec.ReLU(), np.float64)
-    with pytest.raises(NotImplementedError):
-        layer.forward(np.zeros((1, 1)))
-    with pytest.raises(NotImplementedError):
-        layer.backward(np.zeros((1, 1)))
+def test_the_layer_base_class_leaves_forward_backward_and_the_r_passes_to_subclasses():
+    layer, a = Layer(spec.ReLU(), np.float64), np.zeros((1, 1))
+    for call in (lambda: layer.forward(a), lambda: layer.backward(a), lambda: layer.rforward(a, {}),
+                 lambda: layer.rbackward(a, a)):
+        with pytest.raises(NotImplementedError):
+            call()
 
 
 @pytest.mark.parametrize("make", [
