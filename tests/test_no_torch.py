@@ -1,4 +1,4 @@
-"""manual/ is NumPy only: it imports, builds and trains with torch blocked, and no file of it imports torch."""
+"""manual/ is NumPy only: it imports, builds, trains and takes Hessian products with torch blocked; no file imports torch."""
 import ast
 import pathlib
 import subprocess
@@ -24,6 +24,8 @@ for name, p in net.params.items():
     p -= 1e-3 * grads[name]
 after, _ = net.loss_and_grads(x, y)
 assert after < before, (before, after)
+v = {k: np.ones_like(p) for k, p in net.params.items()}
+assert net.hvp(x, y, v).keys() == net.ggnvp(x, y, v).keys() == grads.keys()   # second order too
 assert "torch" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
 print("ok")
 """
