@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import checkpoint
-from experiments.backends import Manual
+from experiments.backends.manual import ManualTrainer
 from experiments.config import Config, lr_at
 from experiments.train import train_and_evaluate
 from tests.events import load_events
@@ -125,7 +125,7 @@ def test_divergence_stops_with_step_and_layer(tmp_path):
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     steps = {"n": 0}
-    real_step = Manual.step
+    real_step = ManualTrainer.step
 
     def poisoned(self, x, y):
         steps["n"] += 1
@@ -133,7 +133,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
             self.net.params["2.weight"][0, 0] = np.inf
         return real_step(self, x, y)
 
-    monkeypatch.setattr(Manual, "step", poisoned)
+    monkeypatch.setattr(ManualTrainer, "step", poisoned)
     cfg = Config(backend="manual", **{**SMALL, "epochs": 2})
     from experiments.backends import Diverged
     with pytest.raises(Diverged, match=r"step 9 \(epoch 2\).*first non-finite gradient: 0\.weight"):

@@ -12,6 +12,7 @@ import numpy as np
 
 import manual
 from experiments.claims import harness
+from experiments.relative import relative_elementwise
 from manual import chain, spec
 
 NAME = "chain_depth"
@@ -66,12 +67,6 @@ def autograd_gradients(w, b, x, y, activation):
     return chain.from_state_dict({name: p.grad.numpy() for name, p in module.named_parameters()})
 
 
-def relative_difference(a, b):
-    """|a - b| / (|a| + |b|) elementwise, 0 where both are 0: no floor, so vanishing gradients count too."""
-    scale = np.abs(a) + np.abs(b)
-    return np.abs(a - b) / np.maximum(scale, np.finfo(np.float64).tiny)
-
-
 def gradient_rows(settings):
     """One CSV row per (activation, depth, seed, layer): the closed form, its bound, autograd, their difference."""
     x, y = task(settings.points)
@@ -84,7 +79,7 @@ def gradient_rows(settings):
                 dw, db, _ = chain.gradients(w, b, x, dL_dhl, activation)
                 bound = chain.weight_gradient_bound(w, b, x, dL_dhl, activation)
                 auto_w, auto_b = autograd_gradients(w, b, x, y, activation)
-                diff = np.maximum(relative_difference(dw, auto_w), relative_difference(db, auto_b))
+                diff = np.maximum(relative_elementwise(dw, auto_w), relative_elementwise(db, auto_b))
                 for i in range(depth):
                     rows.append({"activation": activation, "depth": depth, "seed": seed, "layer": i + 1,
                                  "w": float(w[i]), "dL_dw": float(dw[i]), "bound": float(bound[i]),
@@ -242,6 +237,7 @@ def summarize(rows, grads, train_rows, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
+    harness.clear(args.out)
     start = time.perf_counter()
     rows = gradient_rows(settings)
     harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - start:.1f} s)")

@@ -17,7 +17,7 @@ import numpy as np
 from experiments.claims import harness, solutions
 from experiments.config import Config, batch_size_of
 from experiments.landscape import surfaces
-from experiments.train import train_and_evaluate
+from experiments.train.loop import train_and_evaluate
 
 NAME = "gd_variants"
 
@@ -146,6 +146,7 @@ def summarize(finals, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
+    harness.clear(args.out)
     start = time.perf_counter()
     jobs = [{"settings": settings, "batch_size": bs, "run_dir": f"{args.out}/runs/batch-{bs}"}
             for bs in settings.batch_sizes]

@@ -174,6 +174,7 @@ def training_jobs(settings, runs_dir):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
+    harness.clear(args.out)
     start = time.perf_counter()
     jobs = training_jobs(settings, f"{args.out}/runs")
     with harness.Workers(args.workers) as pool:

@@ -129,6 +129,7 @@ def summarize(table, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
+    harness.clear(args.out)
     start = time.perf_counter()
     jobs = [{"settings": settings, "cfg": config(settings, width, seed), "run_dir": f"{args.out}/runs/w{width}-s{seed}"}
             for width in sorted(settings.widths, reverse=True) for seed in range(settings.seeds)]   # longest first
