@@ -1,7 +1,7 @@
 """Training backends: the Trainer interface the training loop drives, and what both implementations share."""
 import numpy as np
 
-import manual
+from manual.spec import describe as describe_arch
 
 TRAINERS = ("manual", "torch")   # the training backends; trainer(name) gives the class
 EVAL_CHUNK = 1000                # examples per forward pass when evaluating
@@ -53,7 +53,7 @@ class Trainer:
 
     def describe(self, name):
         """The layer a parameter name like "2.weight" belongs to, e.g. "Linear(256, 128)"."""
-        return manual.spec.describe([self.arch[int(name.split(".")[0])]])
+        return describe_arch([self.arch[int(name.split(".")[0])]])
 
     def set_lr(self, lr):
         """Use learning rate lr for the next steps."""

@@ -12,6 +12,7 @@ import manual
 from experiments import checkpoint, data
 from experiments.backends import Diverged, trainer
 from experiments.config import arch_of, batch_size_of, flat_input, lr_at
+from experiments.events import EventWriter
 from experiments.io import write_text
 
 SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
@@ -144,8 +145,6 @@ def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=
 
 def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
     """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C) is checked after every step."""
-    from torch.utils.tensorboard import SummaryWriter
-
     arch = arch_of(cfg)
     flatten = flat_input(arch)
     root = cfg.data_dir or None
@@ -160,7 +159,7 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
             run.restore()
         else:
             run.save()  # every backend can be resumed, even one interrupted before its first epoch ended
-        run.writer = SummaryWriter(run.dir, purge_step=run.step + 1 if resume else None)
+        run.writer = EventWriter(run.dir, purge_step=run.step + 1 if resume else None)
         run.result.snapshots.append(run.backend.state_dict())  # the start of this process's part of the run
     snapshot_at = snapshot_batches(cfg, len(xtr), snapshots_per_epoch)
     try:
@@ -202,7 +201,6 @@ def finish(cfg, run_dir, runs, snapshots_per_epoch):
                 checkpoint.save(os.path.join(directory, SNAPSHOTS),
                                 {f"{k:04d}": state for k, state in enumerate(res.snapshots)})
         run.writer.add_hparams({**hparams, "backend": run.backend.name},
-                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss},
-                               run_name=".", global_step=run.step)
+                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss}, run.step)
         run.writer.close()
     return {run.backend.name: run.result for run in runs}
