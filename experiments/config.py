@@ -79,6 +79,8 @@ class Config:
     @classmethod
     def from_dict(cls, values):
         """A Config from a dict (e.g. a run's config.json); unknown keys are rejected."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a config is a JSON object of Config fields, got {type(values).__name__}")
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(unknown)}")

@@ -1,6 +1,5 @@
 """`python -m experiments.train` (and `backprop-lab train`): flags -> Config -> the training loop."""
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -59,14 +58,17 @@ def resolve(p, args):
     saved config on --resume. Reads only; one-line errors via p.error."""
     given = config_values(args)
     try:
+        base = Config.from_file(args.config) if args.config and not args.resume else Config()
+    except OSError as err:
+        p.error(f"--config {args.config}: {err.strerror}")
+    except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
+        p.error(f"--config {args.config}: {err}")
+    try:
         if args.resume:
             return resumed(p, args, given), args.run_dir
-        base = Config.from_file(args.config) if args.config else Config()
         cfg = dataclasses.replace(base, **given)
-    except OSError as err:
-        p.error(f"--config: {err.strerror}: {err.filename}")
-    except (ValueError, TypeError, json.JSONDecodeError) as err:
-        p.error(f"--config {args.config}: {err}" if args.config else str(err))
+    except (ValueError, TypeError) as err:
+        p.error(str(err))
     run_dir = args.run_dir or os.path.join("runs", f"{cfg.arch}-{cfg.optimizer}-{cfg.init.replace(':', '')}-seed{cfg.seed}")
     return cfg, run_dir
 
