@@ -7,7 +7,7 @@ from experiments.relative import relative_elementwise
 from manual import chain, gradcheck, spec
 from tests.tolerances import CHAIN_CLOSED_FORM, FINITE_DIFF
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+ACTIVATIONS = tuple(chain.CHAIN_ACTIVATIONS)   # sigmoid, tanh, relu
 BATCH = 8
 
 

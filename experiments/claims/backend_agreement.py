@@ -131,10 +131,9 @@ def summarize(agreement, finals):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    harness.clear(args.out)
-    start = time.perf_counter()
     jobs = [{"settings": settings, "dtype": d, "seed": s, "run_dir": os.path.join(args.out, "runs", f"{d}-s{s}")}
             for d in settings.dtypes for s in settings.seeds]
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(compare, jobs, args.workers)
     agreement = [row for r in results for row in r[0]]
     losses = [row for r in results for row in r[1]]
@@ -147,7 +146,7 @@ def main(argv=None):
             w.add_scalar(f"max_abs_param_diff/{row['dtype']}_s{row['seed']}", row["max_abs_diff"], row["step"])
         for row in losses:
             w.add_scalar(f"abs_train_loss_diff/{row['dtype']}_s{row['seed']}", row["abs_loss_diff"], row["step"])
-        harness.finish(w, args.out, summarize(agreement, finals), [plot(agreement, losses, args.out, w)], start)
+        harness.finish(w, args.out, summarize(agreement, finals), [plot(agreement, losses, args.out, w)], args.started)
     return 0
 
 

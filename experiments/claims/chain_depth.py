@@ -16,7 +16,7 @@ from experiments.relative import relative_elementwise
 from manual import chain, spec
 
 NAME = "chain_depth"
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+ACTIVATIONS = tuple(chain.CHAIN_ACTIVATIONS)   # sigmoid, tanh, relu
 LR = {"sigmoid": 2.0, "tanh": 0.5, "relu": 0.5}   # plain gradient descent; sigmoid's σ' ≤ 1/4 gets a larger step
 CURVE_EVERY = 10                                  # steps between the logged points of a training curve
 
@@ -237,10 +237,9 @@ def summarize(rows, grads, train_rows, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    harness.clear(args.out)
-    start = time.perf_counter()
     rows = gradient_rows(settings)
-    harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - start:.1f} s)")
+    harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - args.started:.1f} s)")
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(train, training_jobs(settings), args.workers)
     train_rows, curves = [r for r, _ in results], [c for _, c in results]
     harness.write_csv(f"{args.out}/chain_gradients.csv", rows)
@@ -251,7 +250,7 @@ def main(argv=None):
         pngs = [plot_per_layer(grads, bounds, settings, args.out, w),
                 plot_first_layer(grads, bounds, settings, args.out, w),
                 plot_training(train_rows, settings, args.out, w)]
-        harness.finish(w, args.out, summarize(rows, grads, train_rows, settings), pngs, start)
+        harness.finish(w, args.out, summarize(rows, grads, train_rows, settings), pngs, args.started)
     return 0
 
 

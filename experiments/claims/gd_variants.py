@@ -146,10 +146,9 @@ def summarize(finals, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
-    harness.clear(args.out)
-    start = time.perf_counter()
     jobs = [{"settings": settings, "batch_size": bs, "run_dir": f"{args.out}/runs/batch-{bs}"}
             for bs in settings.batch_sizes]
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(train_variant, jobs, args.workers)
     curves, finals = [row for r in results for row in r[0]], [r[1] for r in results]
     harness.write_csv(f"{args.out}/gd_curves.csv", curves)
@@ -163,7 +162,7 @@ def main(argv=None):
         pngs = [plot_curves(curves, settings, args.out, w), plot_final(finals, settings, args.out, w)]
         steps = ", ".join(f"{i}: {f['batch_size']}" for i, f in enumerate(finals))
         text = summarize(finals, settings) + [f"(TensorBoard final/* scalars: step i = batch size; {steps})"]
-        harness.finish(w, args.out, text, pngs, start)
+        harness.finish(w, args.out, text, pngs, args.started)
     return 0
 
 

@@ -63,8 +63,9 @@ def describe(settings):
 
 
 def start(name, description, full, quick, argv, workers=None):
-    """(args, settings): parse the flags and say what runs."""
+    """(args, settings): parse the flags (args.started: when) and say what runs."""
     args = parser(name, description, full, quick, workers).parse_args(argv)
+    args.started = time.perf_counter()
     settings = quick if args.quick else full
     log(f"{name} ({'quick' if args.quick else 'full'}): {describe(settings)}; output in {args.out}")
     return args, settings
@@ -110,10 +111,10 @@ def log_fit_factor(xs, ys):
     return float(10 ** np.polyfit(xs[keep], np.log10(ys[keep]), 1)[0])
 
 
-def finish(w, out, text, pngs, start):
+def finish(w, out, text, pngs, started):
     """The findings (lines of text) into TensorBoard, OUT/findings.txt and stdout, with the PNGs and the time taken."""
     w.add_text("findings", "\n\n".join(text))
-    lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - start:.1f} s"]
+    lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - started:.1f} s"]
     write_text(os.path.join(out, "findings.txt"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
