@@ -33,9 +33,9 @@ def test_chain_uses_mse(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--arch", "resnet"], "invalid choice"),
     (["--arch", "lenet", "--hidden", "8"], "unknown option(s) hidden for 'lenet'"),
-    (["--arch", "mlp", "--hidden", "8,x"], "comma-separated positive ints"),
-    (["--arch", "chain", "--depth", "0"], "must be a positive int"),
-    (["--batch-size", "-1"], "must be a positive int"),
+    (["--arch", "mlp", "--hidden", "8,x"], "comma-separated list of positive widths"),
+    (["--arch", "chain", "--depth", "0"], "'0' must be > 0"),
+    (["--batch-size", "-1"], "'-1' must be > 0"),
     (["--dtype", "float16"], "invalid choice"),
     (["--reduction", "none"], "invalid choice"),
 ])
