@@ -45,7 +45,6 @@ def positive(kind):
         if not 0 < value < math.inf:
             raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
         return value
-    parse.__name__ = f"positive {kind.__name__}"
     return parse
 
 

@@ -9,7 +9,6 @@ Wall-clock times are the training loop's own (train_and_evaluate's epoch_seconds
 run with --workers 1 (the default) so that no two trainings share the cores while they are timed, and on a busy
 machine with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (spinning BLAS threads slow the small batches down 10-40x).
 """
-import time
 from dataclasses import dataclass
 
 import numpy as np
