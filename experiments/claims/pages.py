@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from experiments.data.idx import write_atomic
+from experiments.io import write_atomic
 
 FINDINGS = os.path.join("runs", "claims", "{name}", "findings.txt")
 FOLDER = os.path.join("docs", "findings")
