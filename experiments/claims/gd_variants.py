@@ -147,7 +147,7 @@ def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
     jobs = [{"settings": settings, "batch_size": bs, "run_dir": f"{args.out}/runs/batch-{bs}"}
             for bs in settings.batch_sizes]
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     results = harness.parallel_map(train_variant, jobs, args.workers)
     curves, finals = [row for r in results for row in r[0]], [r[1] for r in results]
     harness.write_csv(f"{args.out}/gd_curves.csv", curves)

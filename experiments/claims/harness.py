@@ -13,31 +13,37 @@ import time
 import numpy as np
 from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no display, no pyplot state
 
-from experiments.backends import Diverged
-from experiments.data import DataError
+from experiments import exits
 from experiments.flags import Parser, positive_int
-from experiments.io import write_atomic, write_text
+from experiments.io import remove_temporaries, write_atomic, write_text
 from experiments.landscape import tb
 from experiments.landscape.parallel import cores, thread_env
+from experiments.lock import DirectoryLock
 
 
 class JobFailed(RuntimeError):
     """A job given to Workers.map raised; the message names the function and the original error."""
 
+    exit_code = exits.FAILED
+
 
 MARK = ".claims-output"   # in OUT: its tb/ and runs/ were made by a claims command, which may replace them
-FAILURES = (DataError, OSError, Diverged, JobFailed)   # what command() reports as one line instead of a traceback
+HELD = []                 # the --out lock clear() took; command() releases it when main ends
 
 
 def command(main):
-    """Wraps an experiment's main(argv): a known failure prints one 'error: ...' line to stderr and returns 1."""
+    """Wraps an experiment's main(argv): a known failure (experiments.exits) is one 'prog: error: ...' line on
+    stderr and its exit code; the --out lock is released at the end."""
+    module = sys.modules[main.__module__]
+    prog = f"python -m {module.__spec__.name if module.__spec__ else main.__module__}"   # not "__main__" under -m
+
     @functools.wraps(main)
     def run(argv=None):
         try:
-            return main(argv)
-        except FAILURES as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            return 1
+            return exits.run(prog, main, argv)
+        finally:
+            while HELD:
+                HELD.pop().release()
     return run
 
 
@@ -48,9 +54,11 @@ def parser(name, description, full, quick, workers=None):
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     p.add_argument("--quick", action="store_true", help="the tiny smoke-test setting (seconds) instead of the full one")
     p.add_argument("--out", default=os.path.join("runs", "claims", name),
-                   help=f"where the CSV, PNGs, TensorBoard logs (OUT/tb) and training runs (OUT/runs) go; OUT/tb and "
-                        f"OUT/runs of an earlier run of a claims command are deleted first, other folders of those "
-                        f"names are refused (default: runs/claims/{name})")
+                   help=f"where the CSV, PNGs, TensorBoard logs (OUT/tb) and training runs (OUT/runs) go; locked "
+                        f"while the command runs (default: runs/claims/{name})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT/tb and OUT/runs of an earlier run of a claims command (without it they are "
+                        "refused; folders of those names that no claims command made are refused always)")
     p.add_argument("--workers", type=positive_int, default=workers or cores(),
                    help=f"worker processes for independent trainings (default: {workers or cores()}"
                         f"{'' if workers else ', the number of cores'})")
@@ -71,14 +79,19 @@ def start(name, description, full, quick, argv, workers=None):
     return args, settings
 
 
-def clear(out):
-    """Make OUT, deleting the tb/ and runs/ an earlier claims run left there (OUT holds MARK); FileExistsError
-    for a tb/ or runs/ this command did not create."""
-    os.makedirs(out, exist_ok=True)
+def clear(out, overwrite=False):
+    """Make and lock OUT (until command()'s main ends), remove stale temporaries, and delete the tb/ and runs/
+    an earlier claims run left there, only with overwrite; FileExistsError for a tb/ or runs/ there without
+    overwrite, or one this command did not create (OUT lacks MARK)."""
+    HELD.append(DirectoryLock(out, "--out").acquire())
+    remove_temporaries(out)
     subs = [os.path.join(out, sub) for sub in ("tb", "runs") if os.path.exists(os.path.join(out, sub))]
     if subs and not os.path.exists(os.path.join(out, MARK)):
         raise FileExistsError(f"{subs[0]} was not made by a claims command (no {MARK} in {out}); "
                               f"choose another --out")
+    if subs and not overwrite:
+        raise FileExistsError(f"{subs[0]} holds an earlier run: pass --overwrite to replace it, or choose "
+                              f"another --out")
     for sub in subs:
         shutil.rmtree(sub)
     write_text(os.path.join(out, MARK), "tb/ and runs/ here belong to experiments.claims and are replaced by its next run\n")

@@ -174,7 +174,7 @@ def training_jobs(settings, runs_dir):
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     jobs = training_jobs(settings, f"{args.out}/runs")
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     with harness.Workers(args.workers) as pool:
         harness.log(f"training {len(jobs)} networks")
         results = pool.map(train_one, jobs)

@@ -128,7 +128,7 @@ def summarize(table, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     jobs = [{"settings": settings, "cfg": config(settings, width, seed), "run_dir": f"{args.out}/runs/w{width}-s{seed}"}
             for width in sorted(settings.widths, reverse=True) for seed in range(settings.seeds)]   # longest first
     with harness.Workers(args.workers) as pool:

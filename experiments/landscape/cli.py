@@ -1,4 +1,5 @@
 """`python -m experiments.landscape` (and `backprop-lab landscape`): loss landscapes across initializations."""
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -7,12 +8,15 @@ import sys
 
 from tqdm import tqdm
 
+from experiments import exits
 from experiments.backends import TRAINERS
 from experiments.config import Config
-from experiments.flags import Parser, add_config_flags, positive_float, positive_int
-from experiments.io import write_json
+from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
+from experiments.io import remove_temporaries, write_json
 from experiments.landscape import jobs, parallel, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
+from experiments.lock import DirectoryLock
+from manual.init import parse as parse_init
 
 
 def parser(prog="python -m experiments.landscape"):
@@ -26,7 +30,7 @@ def parser(prog="python -m experiments.landscape"):
     p.add_argument("--inits", nargs="+", metavar="SCHEME",
                    help="initialization schemes to compare (manual.init names, e.g. kaiming_normal xavier_uniform "
                         "normal:0.01); default: kaiming_normal xavier_uniform")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+    p.add_argument("--seeds", nargs="+", type=seed, metavar="SEED",
                    help="seeds per scheme (initial weights and batch order); default: 0 1")
     p.add_argument("--backend", dest="eval_backend", choices=EVALUATION_BACKENDS, default="manual",
                    help="backend that evaluates the landscape points (default: manual)")
@@ -79,6 +83,14 @@ def plan(p, args):
         p.error(f"--from-runs reuses finished runs: drop --{training[0].replace('_', '-')}")
     for k, v in TRAINING.items():
         setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+    try:
+        schemes = [parse_init(init) for init in args.inits]
+    except ValueError as err:
+        p.error(f"--inits: {err}")
+    twins = [init for k, init in enumerate(args.inits) if schemes[k] in schemes[:k]]
+    if twins:
+        p.error(f"--inits: {twins[0]} names a scheme given already (kaiming = kaiming_normal, "
+                f"xavier = xavier_uniform, normal = normal:0.01, uniform = uniform:0.1)")
     settings = jobs.Settings(
         backend=args.eval_backend, resolution=args.resolution, span=args.span, eval_samples=args.eval_samples,
         sharpness_radius=args.sharpness_radius, sharpness_dirs=args.sharpness_dirs,
@@ -86,7 +98,7 @@ def plan(p, args):
         train_dir=args.train_dir or args.logdir.rstrip("/") + "-train")
     if args.from_runs:
         runs = found_runs(p, args.from_runs)
-        cfgs = [jobs.finished_config(r) for r in runs]
+        cfgs = [jobs.check_finished(r) for r in runs]
         todo = [{"settings": settings, "run_dir": r} for r in runs]
         outputs = []
     else:
@@ -111,17 +123,36 @@ def plan(p, args):
 
 
 def found_runs(p, paths):
-    """Run directories (holding config.json and final.npz) among paths and their immediate subfolders."""
+    """Run directories (holding config.json) among paths and their immediate subfolders; one without final.npz
+    (unfinished) is refused by name."""
     runs = []
     for path in paths:
         if not os.path.isdir(path):
             p.error(f"--from-runs: {path} is not a directory")
         candidates = [path] if os.path.exists(os.path.join(path, "config.json")) else \
             [os.path.join(path, d) for d in sorted(os.listdir(path))]
-        runs += [c for c in candidates if all(os.path.isfile(os.path.join(c, f)) for f in ("config.json", "final.npz"))]
+        runs += [c for c in candidates if os.path.isfile(os.path.join(c, "config.json"))]
     if not runs:
         p.error(f"--from-runs: no run directory (config.json + final.npz) in {' '.join(paths)}")
+    unfinished = [r for r in runs if not os.path.isfile(os.path.join(r, "final.npz"))]
+    if unfinished:
+        p.error(f"--from-runs: {unfinished[0]} is unfinished (no final.npz): finish it with python -m "
+                f"experiments.train --resume --run-dir {unfinished[0]}, or leave it out")
     return runs
+
+
+def within(path, folder):
+    """Whether path is folder or lies inside it (after resolving links)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def locks(settings, training):
+    """The directory locks of a landscape job: --logdir, and --train-dir when it trains (once if they are one)."""
+    held = [DirectoryLock(settings.logdir, "--logdir")]
+    if training and os.path.realpath(settings.train_dir) != os.path.realpath(settings.logdir):
+        held.append(DirectoryLock(settings.train_dir, "--train-dir"))
+    return held
 
 
 def run_all(todo, workers, bar):
@@ -148,13 +179,33 @@ def pair_jobs(done, settings):
 
 
 def main(argv=None, prog="python -m experiments.landscape"):
-    """Measure the landscapes; exit 0 done, 1 a job failed, 2 bad flags."""
+    """Measure the landscapes; the exit codes are experiments.exits' (0 done, 1 bad input or a job failed,
+    2 bad flags, 3 a training diverged, 6 --logdir or --train-dir in use, 130 Ctrl-C, 143 SIGTERM)."""
+    return exits.run(prog, command, argv, prog)
+
+
+def command(argv, prog):
+    """main's work: flags, inputs checked, --logdir (and --train-dir) locked, then the jobs."""
     p = parser(prog)
     args = p.parse_args(argv)
     settings, todo, outputs = plan(p, args)
+    with contextlib.ExitStack() as stack:
+        for held in locks(settings, training=not args.from_runs):
+            stack.enter_context(held)
+            remove_temporaries(held.directory)
+        return measure_all(p, args, settings, todo, outputs)
+
+
+def measure_all(p, args, settings, todo, outputs):
+    """Clear the outputs to be replaced (never an input run), run the jobs, report; the exit code."""
     taken = [d for d in outputs if os.path.exists(d)]
     if taken and not args.overwrite:
         p.error(f"{taken[0]} exists: pass --overwrite to replace it, or choose another --logdir")
+    inputs = [job["run_dir"] for job in todo if job.get("run_dir")]
+    clash = next(((r, d) for d in taken for r in inputs if within(r, d)), None)
+    if clash:
+        p.error(f"--overwrite would delete {clash[1]}, which holds the input run {clash[0]} (--from-runs): "
+                f"choose another --logdir")
     for d in taken:
         shutil.rmtree(d)
     alphas = surfaces.path_alphas(settings.resolution - 1)
@@ -164,11 +215,13 @@ def main(argv=None, prog="python -m experiments.landscape"):
                bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
     try:
         done, paths = run_all(todo, args.workers, bar)
-    except Exception as err:   # a worker's failure, reported on one line
+    except Exception as err:   # a worker's failure, reported on one line (a divergence, a Ctrl-C in a training)
         bar.close()
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    bar.close()
+        code, message = exits.code_of(err)
+        print(f"{p.prog}: error: {type(err).__name__}: {message}", file=sys.stderr)
+        return code
+    finally:
+        bar.close()
     report(settings, [d[0] for d in done], done[0][1].arch, paths, alphas)
     return 0
 

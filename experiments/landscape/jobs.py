@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import manual
 from experiments import checkpoint, data
 from experiments.config import Config, arch_of, flat_input
+from experiments.exits import FAILED
 from experiments.landscape import surfaces, tb
 from experiments.landscape.evaluate import Evaluator
 from experiments.landscape.parallel import ParallelEvaluator
@@ -73,6 +74,33 @@ def trained(cfg, settings):
 def finished_config(run_dir):
     """The Config a finished run was trained with."""
     return Config.from_file(os.path.join(run_dir, "config.json"))
+
+
+class RunError(ValueError):
+    """A --from-runs run whose config.json or final.npz cannot be used."""
+
+    exit_code = FAILED
+
+
+def check_finished(run_dir):
+    """The Config of a finished run, after checking that its config.json reads and its final.npz holds the
+    parameters of that config's architecture (names, shapes, dtype); RunError naming the file otherwise."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        cfg = finished_config(run_dir)
+    except OSError as err:
+        raise RunError(f"{path}: {err.strerror}") from None
+    except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
+        raise RunError(f"{path}: not a run's config ({err})") from None
+    path = os.path.join(run_dir, "final.npz")
+    final = checkpoint.load_arrays(path)
+    expected = manual.build(arch_of(cfg), init="zeros", dtype=cfg.dtype).state_dict()
+    wrong = sorted(set(final) ^ set(expected)) or [k for k in expected if (final[k].shape, final[k].dtype) !=
+                                                   (expected[k].shape, expected[k].dtype)]
+    if wrong:
+        raise RunError(f"{path}: not the parameters of {cfg.arch} in {cfg.dtype} as its config.json says "
+                       f"(first mismatch: {wrong[0]})")
+    return cfg
 
 
 def finished(run_dir):

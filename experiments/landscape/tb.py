@@ -1,4 +1,5 @@
 """TensorBoard records of the landscapes: path scalars, surface meshes, contour figures (also as PNGs), hparams."""
+import io
 import math
 import os
 
@@ -6,6 +7,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+
+from experiments.io import write_atomic
 
 MAX_FACES = 65_536     # TensorBoard's mesh viewer limit
 ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
@@ -75,8 +78,9 @@ def add_surface(w, tag, surface, figure, png):
     """A surface as a mesh and a contour figure, the figure also saved as png."""
     vertices, colours, faces = mesh_arrays(surface)
     w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces)
-    os.makedirs(os.path.dirname(png), exist_ok=True)
-    figure.savefig(png)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(png, buffer.getvalue())   # a full disk leaves no 0-byte PNG
     w.add_figure(tag, figure)
 
 
