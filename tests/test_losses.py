@@ -87,3 +87,13 @@ def test_cross_entropy_leaves_the_logits_alone_and_takes_any_integer_labels(orde
         assert loss == expected[0]
         np.testing.assert_array_equal(dlogits, expected[1])
     np.testing.assert_array_equal(logits, kept)
+
+
+def test_cross_entropy_of_an_empty_batch_is_nan_with_mean_like_torch_and_0_with_sum():
+    import torch
+
+    logits, y = np.zeros((0, 10)), np.zeros(0, np.int64)
+    mean, grad = cross_entropy(logits, y, reduction="mean")
+    assert np.isnan(mean) and grad.shape == (0, 10)
+    assert np.isnan(torch.nn.functional.cross_entropy(torch.zeros(0, 10), torch.zeros(0, dtype=torch.long)).item())
+    assert cross_entropy(logits, y, reduction="sum")[0] == 0.0

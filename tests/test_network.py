@@ -189,3 +189,15 @@ def test_train_and_eval_switch_dropout_and_masks_follow_the_seed():
     np.testing.assert_array_equal(a.forward(x), a.layers[2].forward(a.layers[0].forward(x)))
     assert a.train() is a and all(layer.training for layer in a.layers)
     assert isinstance(a.layers[1], Dropout)
+
+
+def test_lenet_refuses_an_empty_batch_naming_the_layer():
+    net = manual.build(spec.get("lenet"))
+    with pytest.raises(ValueError, match=r"Flatten\(\) expects input of shape \(N, \.\.\.\) with N >= 1, got \(0, 16, 5, 5\)"):
+        net.forward(np.zeros((0, 1, 28, 28)))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_build_refuses_a_seed_that_is_not_a_whole_number_on_one_line(seed):
+    with pytest.raises(ValueError, match=rf"^seed must be an integer >= 0, got {seed!r}$"):
+        manual.build(spec.get("mlp"), seed=seed)
