@@ -37,7 +37,9 @@ def parser(prog="python -m experiments.train"):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its latest checkpoint, with its saved config "
                         "(--epochs may raise the total only with --lr-schedule constant)")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing --run-dir first")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run an existing --run-dir holds first (config.json, final.npz, snapshots.npz, "
+                        "manual/, torch/; other files stay)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
