@@ -167,7 +167,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
         steps = [e.step for e in acc.Scalars("landscape/interp_init_final")]
         assert steps == list(range(7))
         assert {"hparams/final_loss", "hparams/sharpness", "hparams/distance", "hparams/worst_barrier"} <= set(scalars)
-        assert set(acc.Tags()["images"]) == {"landscape/surface", "landscape/pca_surface"}
+        assert set(acc.Tags()["images"]) == {"landscape/surface", "landscape/pca_surface", "curvature/density"}
         mesh = acc.PluginTagToContent("mesh")
         assert {"landscape/surface_VERTEX", "landscape/surface_FACE", "landscape/surface_COLOR",
                 "landscape/pca_surface_VERTEX"} <= set(mesh)

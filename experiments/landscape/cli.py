@@ -10,10 +10,10 @@ from tqdm import tqdm
 
 from experiments import exits
 from experiments.backends import TRAINERS
-from experiments.config import Config
+from experiments.config import Config, arch_of
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
-from experiments.landscape import jobs, parallel, surfaces, tb
+from experiments.landscape import curvature, jobs, parallel, partners, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
 from experiments.lock import DirectoryLock
 from manual.init import parse as parse_init
@@ -54,6 +54,22 @@ def parser(prog="python -m experiments.landscape"):
                    help="sharpness = mean loss rise at this filter-normalised radius (default: 0.25)")
     p.add_argument("--sharpness-dirs", type=positive_int, default=10,
                    help="random directions (each taken both ways) averaged for the sharpness (default: 10)")
+    p.add_argument("--curvature-samples", type=int, default=CURVATURE_SAMPLES, metavar="N",
+                   help="Hessian of the mean loss on the first N evaluation images (at most --eval-samples), at "
+                        "every solution and its initial weights: lambda_max and lambda_min (Lanczos, eigsh), the "
+                        "trace (Hutchinson, with its 95%% interval) and the spectral density (stochastic Lanczos "
+                        f"quadrature); 0 = off (default: {CURVATURE_SAMPLES})")
+    p.add_argument("--curvature-backend", choices=curvature.BACKENDS, default="manual",
+                   help="backend of the Hessian-vector products: manual (the R-operator in NumPy) or torch (double "
+                        "backward) (default: manual)")
+    p.add_argument("--align", choices=tuple(jobs.ALIGNMENTS), default="weight",
+                   help="also measure every pair's straight path after aligning the second solution's hidden units "
+                        "to the first's: weight matching, activation matching on the evaluation images, both (the "
+                        "lower barrier counts as the aligned one), or none (default: weight)")
+    p.add_argument("--bezier-steps", type=int, default=0, metavar="N",
+                   help="also train a quadratic Bezier curve between every pair of solutions for N SGD steps (the "
+                        "runs' training backend, training subset, learning rate, momentum and batch size) and "
+                        "measure the loss along it; 0 = off (default: 0)")
     p.add_argument("--logdir", default="runs/landscape",
                    help="TensorBoard log directory: one run per (scheme, seed) and one 'cross_init' run; contour "
                         "PNGs in LOGDIR/png (default: runs/landscape)")
@@ -67,6 +83,7 @@ def parser(prog="python -m experiments.landscape"):
     return p
 
 
+CURVATURE_SAMPLES = 1000   # the default of --curvature-samples
 TRAINING = {"inits": ["kaiming_normal", "xavier_uniform"], "seeds": [0, 1], "train_backend": "manual",
             "snapshots_per_epoch": 10}   # flags (and their defaults) that only apply when training
 
@@ -77,6 +94,9 @@ def plan(p, args):
         p.error(f"--resolution must be odd and >= 3 so the grid has a centre, got {args.resolution}")
     if args.eval_samples > 10_000:
         p.error(f"--eval-samples: the test set has 10000 images, got {args.eval_samples}")
+    for flag in ("curvature_samples", "bezier_steps"):
+        if getattr(args, flag) < 0:
+            p.error(f"--{flag.replace('_', '-')} must be >= 0 (0 = off), got {getattr(args, flag)}")
     training = [k for k, v in vars(args).items() if v is not None and (
         k in TRAINING or k in Config.__dataclass_fields__ and k != "data_dir")]
     if args.from_runs and training:
@@ -94,7 +114,8 @@ def plan(p, args):
     settings = jobs.Settings(
         backend=args.eval_backend, resolution=args.resolution, span=args.span, eval_samples=args.eval_samples,
         sharpness_radius=args.sharpness_radius, sharpness_dirs=args.sharpness_dirs,
-        snapshots_per_epoch=args.snapshots_per_epoch, logdir=args.logdir,
+        snapshots_per_epoch=args.snapshots_per_epoch, curvature_samples=args.curvature_samples,
+        curvature_backend=args.curvature_backend, align=args.align, bezier_steps=args.bezier_steps, logdir=args.logdir,
         train_dir=args.train_dir or args.logdir.rstrip("/") + "-train")
     if args.from_runs:
         runs = found_runs(p, args.from_runs)
@@ -173,7 +194,7 @@ def run_all(todo, workers, bar):
 
 
 def pair_jobs(done, settings):
-    """One job per pair of finished runs: the straight path between their solutions."""
+    """One job per pair of finished runs: the paths between their solutions (straight, aligned, Bezier)."""
     return [{"settings": settings, "cfg": a[1], "a": a[2], "b": b[2], "names": (a[0]["run"], b[0]["run"])}
             for a, b in itertools.combinations(done, 2)]
 
@@ -210,38 +231,108 @@ def measure_all(p, args, settings, todo, outputs):
         shutil.rmtree(d)
     alphas = surfaces.path_alphas(settings.resolution - 1)
     pairs = len(todo) * (len(todo) - 1) // 2
-    total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + pairs * len(alphas)
+    kinds = 1 + len(jobs.ALIGNMENTS[settings.align]) + bool(settings.bezier_steps)   # paths per pair
+    total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
+        pairs * kinds * len(alphas)
     bar = tqdm(total=total, desc="landscape", unit="pt", dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
     try:
         done, paths = run_all(todo, args.workers, bar)
     except Exception as err:   # a worker's failure, reported on one line (a divergence, a Ctrl-C in a training)
-        bar.close()
         code, message = exits.code_of(err)
         print(f"{p.prog}: error: {type(err).__name__}: {message}", file=sys.stderr)
         return code
     finally:
         bar.close()
-    report(settings, [d[0] for d in done], done[0][1].arch, paths, alphas)
+    report(settings, done, paths, alphas)
     return 0
 
 
-def report(settings, rows, arch, paths, alphas):
+LABELS = {"": "straight", "aligned_weight": "straight, aligned by weight matching",
+          "aligned_activation": "straight, aligned by activation matching",
+          "bezier": "quadratic Bezier curve (trained bend)"}   # legends of a pair's paths
+CURVATURE_METRICS = ("lambda_max", "lambda_min", "trace", "lambda_max_init", "lambda_min_init", "trace_init")
+
+
+def pair_barriers(paths):
+    """A pair's barriers: raw, aligned (the lower over the alignments tried, and by which), per alignment when
+    there are two, and along the Bezier curve."""
+    out = {"barrier": surfaces.barrier(paths["raw"])}
+    aligned = {m: surfaces.barrier(paths[m]) for m in ("weight", "activation") if m in paths}
+    if aligned:
+        best = min(aligned, key=aligned.get)
+        out.update({"barrier_aligned": aligned[best], "aligned_by": best})
+        if len(aligned) > 1:
+            out.update({f"barrier_aligned_{m}": v for m, v in aligned.items()})
+    if "bezier" in paths:
+        out["barrier_bezier"] = surfaces.barrier(paths["bezier"])
+    return out
+
+
+def pair_paths(paths, barriers):
+    """{tag kind: (legend, path)} of a pair: "" raw, "aligned" the better alignment, "aligned_<method>" each
+    alignment when there are two, "bezier"."""
+    out = {"": (LABELS[""], paths["raw"])}
+    if "aligned_by" in barriers:
+        best = barriers["aligned_by"]
+        out["aligned"] = (LABELS[f"aligned_{best}"], paths[best])
+        if "barrier_aligned_weight" in barriers:
+            out.update({f"aligned_{m}": (LABELS[f"aligned_{m}"], paths[m]) for m in ("weight", "activation")})
+    if "bezier" in paths:
+        out["bezier"] = (LABELS["bezier"], paths["bezier"])
+    return out
+
+
+def draw_partners(settings, done, records, barriers):
+    """Redraw each run's contour figures with its aligned partners; {run: {kind: {partner: {coords, off}}}}."""
+    finals = {summary["run"]: final for summary, _, final in done}
+    perms = {names: r["perms"][barriers[names]["aligned_by"]] for names, r in records.items()}
+    aligned = partners.aligned_partners(arch_of(done[0][1]), finals, perms)
+    out = {}
+    for summary, _, final in done:
+        planes = summary.pop("planes")
+        where = partners.positions(planes, final, aligned[summary["run"]])
+        tb.write_partners(settings.logdir, summary["run"], planes, where)
+        out[summary["run"]] = {kind: {name: {"coords": [float(c) for c in coords], "off": off}
+                                      for name, (coords, off) in found.items()} for kind, found in where.items()}
+    return out
+
+
+def report(settings, done, records, alphas):
     """The cross-initialization TensorBoard run, hparams per run, summary.json, and the table on stdout."""
-    barriers = {names: surfaces.barrier(path) for names, path in paths.items()}
+    rows, arch = [d[0] for d in done], done[0][1].arch
+    barriers = {names: pair_barriers(r["paths"]) for names, r in records.items()}
+    kinds = ["barrier", *(["barrier_aligned"] if jobs.ALIGNMENTS[settings.align] else []),
+             *(["barrier_bezier"] if settings.bezier_steps else [])]
     for row in rows:
-        mine = [b for names, b in barriers.items() if row["run"] in names]
-        row["worst_barrier"] = max(mine) if mine else float("nan")
+        for kind in kinds:
+            mine = [b[kind] for names, b in barriers.items() if row["run"] in names]
+            row[f"worst_{kind}"] = max(mine) if mine else float("nan")
+    positions = draw_partners(settings, done, records, barriers) if barriers and "planes" in rows[0] else {}
+    for row in rows:
+        row.pop("planes", None)
     table = [{k: v for k, v in row.items() if k != "pngs"} for row in rows]
-    tb.write_cross(settings.logdir, paths, table, alphas)
+    tb.write_cross(settings.logdir, {names: r["paths"]["raw"] for names, r in records.items()}, table, alphas)
+    if barriers:
+        tb.write_pairs(settings.logdir, {names: pair_paths(r["paths"], barriers[names])
+                                         for names, r in records.items()}, barriers)
     schemes = sorted({row["scheme"] for row in rows})
     for row in rows:
-        metrics = {k: row[k] for k in ("final_loss", "final_accuracy", "sharpness", "distance", "worst_barrier")}
+        keys = ("final_loss", "final_accuracy", "sharpness", "distance", *(f"worst_{k}" for k in kinds),
+                *CURVATURE_METRICS)
+        metrics = {k: row[k] for k in keys if k in row}
         tb.write_hparams(settings.logdir, row["run"], {"scheme": row["scheme"], "seed": row["seed"], "arch": arch},
                          metrics, {"scheme": schemes})
     write_json(os.path.join(settings.logdir, "summary.json"),
-               {"runs": rows, "barriers": [{"a": a, "b": b, "barrier": v} for (a, b), v in barriers.items()]})
+               {"runs": rows, "barrier_definition": tb.BARRIER, "partners": positions,
+                "barriers": [{"a": a, "b": b, **v} for (a, b), v in barriers.items()]})
     print(tb.table(table))
     for (a, b), v in barriers.items():
-        print(f"barrier {a} <-> {b}: {v:.4f}")
+        found = [f"{v['barrier']:.4f} raw"]
+        if "barrier_aligned" in v:
+            found.append(f"{v['barrier_aligned']:.4f} aligned ({v['aligned_by']} matching)")
+        if "barrier_bezier" in v:
+            found.append(f"{v['barrier_bezier']:.4f} along the Bezier curve")
+        print(f"barrier {a} <-> {b}: {', '.join(found)}")
+    print(f"({tb.BARRIER})")
     print(f"TensorBoard: tensorboard --logdir {settings.logdir}   (contour PNGs in {settings.logdir}/png)")

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import manual
 from experiments import checkpoint, data
-from experiments.config import Config, arch_of, flat_input
+from experiments.config import Config, arch_of, batch_size_of, flat_input
 from experiments.exits import FAILED
-from experiments.landscape import surfaces, tb
+from experiments.landscape import align, curvature, curves, surfaces, tb
+from experiments.landscape.directions import random_directions
 from experiments.landscape.evaluate import Evaluator
 from experiments.landscape.parallel import ParallelEvaluator
 from experiments.progress import Progress
@@ -26,10 +27,16 @@ class Settings:
     sharpness_dirs: int = 10        # random directions (each at +-radius) averaged for it
     snapshots_per_epoch: int = 10   # parameter snapshots kept while training, for the PCA plane
     eval_workers: int = 1           # processes sharing each evaluation (when the runs themselves are not parallel)
+    curvature_samples: int = 1000   # the first N evaluation images for the Hessian's spectrum; 0 = off
+    curvature_backend: str = "manual"   # backend of the Hessian-vector products
+    align: str = "weight"           # weight | activation | both | none: the pairs' straight paths after alignment
+    bezier_steps: int = 0           # SGD steps training each pair's Bezier bend; 0 = no curve
     logdir: str = "runs/landscape"
     train_dir: str = "runs/landscape-train"
 
 
+ALIGNMENTS = {"weight": ("weight",), "activation": ("activation",), "both": ("weight", "activation"), "none": ()}
+CURVATURE = {"tol": 1e-3, "samples": 10, "steps": 20, "starts": 1}   # eigsh tolerance, Hutchinson probes, SLQ
 SINK = None   # where this process's progress goes: a queue's put in a pool worker, a tqdm bar's update in the parent
 
 
@@ -125,11 +132,50 @@ def landscape(job):
     with evaluator(cfg, settings) as evaluate:
         result, metrics = measure(evaluate, cfg.seed, init, final, snapshots, settings, progress)
     pngs = tb.write_run(settings.logdir, run_name(cfg), result)
+    if settings.curvature_samples:
+        found = curvatures(cfg, {"init": init, "final": final}, settings)
+        metrics.update(curvature_metrics(found))
+        pngs["density"] = tb.write_curvature(settings.logdir, run_name(cfg), found)
     progress.flush()
     summary = {"run": run_name(cfg), "scheme": cfg.init, "seed": cfg.seed, **metrics, "test_loss": test_loss,
                "test_accuracy": test_acc, "distance": surfaces.distance(init, final),
                "path_length": surfaces.path_length(snapshots), "pngs": pngs}
+    if ALIGNMENTS[settings.align]:
+        summary["planes"] = planes(cfg.seed, final, result, snapshots)
     return summary, cfg, final
+
+
+def curvatures(cfg, states, settings):
+    """{name: curvature.summary} of the mean cross-entropy's Hessian at each of states, on the first
+    settings.curvature_samples evaluation images (at most settings.eval_samples)."""
+    arch = arch_of(cfg)
+    x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
+    n = min(settings.curvature_samples, len(x))
+    return {name: curvature.summary(curvature.operator(settings.curvature_backend, arch, state, x[:n], y[:n],
+                                                       dtype=cfg.dtype), seed=cfg.seed, **CURVATURE)
+            for name, state in states.items()}
+
+
+def curvature_metrics(found):
+    """λ_max, λ_min, the trace and its 95% interval's half-width of each curvature summary: the final weights'
+    unsuffixed, the others' suffixed with _<name> (lambda_max_init)."""
+    metrics = {}
+    for name, s in found.items():
+        suffix = "" if name == "final" else f"_{name}"
+        low, high = s["hutchinson"]["ci"]
+        metrics.update({f"lambda_max{suffix}": s["lambda_max"], f"lambda_min{suffix}": s["lambda_min"],
+                        f"trace{suffix}": s["hutchinson"]["trace"], f"trace_ci95{suffix}": (high - low) / 2})
+    return metrics
+
+
+def planes(seed, final, result, snapshots):
+    """The run's two planes, for drawing aligned partners on them: {kind: (surface, directions)}, the random
+    plane's directions drawn again from its seed as surfaces.random_surface draws them, the PCA plane's from the
+    snapshots."""
+    out = {"surface": (result["surface"], random_directions(final, 2, seed=[seed, surfaces.SURFACE_SEED]))}
+    if result.get("pca"):
+        out["pca"] = (result["pca"], surfaces.pca_plane(snapshots)[0])
+    return out
 
 
 def measure(evaluate, seed, init, final, snapshots, settings, progress):
@@ -153,10 +199,39 @@ def measure(evaluate, seed, init, final, snapshots, settings, progress):
 
 
 def pair(job):
-    """The 1-D path between two solutions: (names, path)."""
-    progress = Progress(SINK)
-    with evaluator(job["cfg"], job["settings"]) as evaluate:
-        path = surfaces.interpolate(evaluate, job["a"], job["b"], surfaces.path_alphas(job["settings"].resolution - 1),
-                                    progress)
+    """The paths between two solutions a and b: (names, {"paths": {"raw": a -> b, <method>: a -> b aligned to a
+    by each alignment of settings.align, "bezier": the trained curve a -> b when settings.bezier_steps},
+    "perms": {method: b's permutations}})."""
+    settings, cfg, a, b = job["settings"], job["cfg"], job["a"], job["b"]
+    progress, arch = Progress(SINK), arch_of(cfg)
+    alphas = surfaces.path_alphas(settings.resolution - 1)
+    aligned, perms = {}, {}
+    for method in ALIGNMENTS[settings.align]:
+        aligned[method], perms[method] = alignment(method, arch, a, b, cfg, settings)
+    bend = bezier_bend(arch, a, b, cfg, settings) if settings.bezier_steps else None
+    with evaluator(cfg, settings) as evaluate:
+        paths = {"raw": surfaces.interpolate(evaluate, a, b, alphas, progress)}
+        for method, partner in aligned.items():
+            paths[method] = surfaces.interpolate(evaluate, a, partner, alphas, progress)
+        if bend is not None:
+            paths["bezier"] = curves.bezier_path(evaluate, a, bend, b, alphas, progress)
     progress.flush()
-    return job["names"], path
+    return job["names"], {"paths": paths, "perms": perms}
+
+
+def alignment(method, arch, a, b, cfg, settings):
+    """(b aligned to a, its permutations) by weight matching, or activation matching on the evaluation subset."""
+    if method == "weight":
+        return align.weight_matching(arch, a, b, seed=cfg.seed)[:2]
+    x, _ = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
+    return align.activation_matching(arch, a, b, x)
+
+
+def bezier_bend(arch, a, b, cfg, settings):
+    """The bend of the quadratic Bezier curve a -> b, trained for settings.bezier_steps SGD steps on the run's
+    training backend and training subset (--limit-train), with its learning rate, momentum and batch size."""
+    x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, flatten=flat_input(arch),
+                     limit=cfg.limit_train or None)
+    bend, _ = curves.train_bezier(arch, a, b, x, y, settings.bezier_steps, cfg.lr, batch_size_of(cfg, len(x)),
+                                  cfg.seed, backend=cfg.backends[0], momentum=cfg.momentum)
+    return bend
