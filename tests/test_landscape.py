@@ -222,9 +222,10 @@ def test_bad_flags_fail_on_one_line(argv, message, capsys):
 
 
 def test_help_lists_every_flag(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     out = capsys.readouterr().out
+    assert exit_info.value.code == 0
     for flag in ("--arch", "--inits", "--seeds", "--backend", "--epochs", "--lr", "--from-runs", "--resolution",
                  "--span", "--eval-samples", "--logdir", "--workers"):
         assert flag in out

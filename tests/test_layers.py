@@ -145,9 +145,9 @@ def test_flatten_rejects_a_one_dimensional_input():
 
 def test_the_layer_base_class_leaves_forward_backward_and_the_r_passes_to_subclasses():
     layer, a = Layer(spec.ReLU(), np.float64), np.zeros((1, 1))
-    for call in (lambda: layer.forward(a), lambda: layer.backward(a), lambda: layer.rforward(a, {}),
-                 lambda: layer.rbackward(a, a)):
-        with pytest.raises(NotImplementedError):
+    for method, call in (("forward", lambda: layer.forward(a)), ("backward", lambda: layer.backward(a)),
+                         ("rforward", lambda: layer.rforward(a, {})), ("rbackward", lambda: layer.rbackward(a, a))):
+        with pytest.raises(NotImplementedError, match=f"^Layer.{method}$"):
             call()
 
 

@@ -74,9 +74,11 @@ def test_seed_makes_torch_init_reproducible_without_touching_the_global_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-@pytest.mark.parametrize("bad", [[spec.ReLU(), "Linear(3, 4)"], [torch.nn.ReLU()], []])
-def test_unknown_layer_spec_is_a_value_error(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, message", [([spec.ReLU(), "Linear(3, 4)"], r"layer 1 is 'Linear\(3, 4\)', not one of"),
+                                          ([torch.nn.ReLU()], r"layer 0 is ReLU\(\), not one of Linear"),
+                                          ([], "a spec needs at least one layer")])
+def test_unknown_layer_spec_is_a_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
         torch_ref.build(bad)
 
 
