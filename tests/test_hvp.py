@@ -11,7 +11,8 @@ import manual
 import torch_ref
 from manual import spec
 from manual.spec import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
-from tests.test_agree_property import conv_nets, mlps
+from tests.random_arch import batch as random_batch
+from tests.random_arch import conv_nets, mlps, random_like
 from tests.tolerances import HESSIAN_EIGEN, HVP_AGREE, HVP_FINITE_DIFF, HVP_SYMMETRY
 from torch_ref import hvp as torch_hvp
 
@@ -41,17 +42,13 @@ def pair(layers, seed=0):
 
 def batch(net, x_shape, loss, seed=0):
     """A seeded input and labels (cross-entropy) or targets (mse) for net's output."""
-    rng = np.random.default_rng([seed, 1])
-    x = rng.standard_normal(x_shape)
-    classes = net.forward(x).shape[1]
-    y = rng.integers(0, classes, len(x)) if loss == "cross_entropy" else rng.standard_normal((len(x), classes))
-    return x, y
+    classes = net.forward(np.zeros(x_shape)).shape[1]
+    return random_batch(x_shape, classes, [seed, 1], targets=loss == "mse")
 
 
 def direction(net, seed=0):
     """A seeded Gaussian direction keyed like net's params."""
-    rng = np.random.default_rng([seed, 2])
-    return {k: rng.standard_normal(p.shape) for k, p in net.params.items()}
+    return random_like(net.params, np.random.default_rng([seed, 2]))
 
 
 def check(layers, x_shape, loss="cross_entropy", reduction="sum", seed=0):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from manual.optim import SGD, Adam
+from tests.random_arch import random_like
 from tests.tolerances import OPTIM_HAND, OPTIM_MINIMUM
 
 P0 = np.array([1.0, -2.0])
@@ -99,17 +100,13 @@ MAKERS = {
 }
 
 
-def random_grads(rng, params):
-    return {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in params.items()}
-
-
 @pytest.mark.parametrize("name", MAKERS)
 def test_state_dict_through_npz_continues_identically(name):
     rng = np.random.default_rng(0)
     params = {"0.weight": rng.standard_normal((3, 4)), "0.bias": rng.standard_normal(3)}
     opt = MAKERS[name](params)
     for _ in range(5):
-        opt.step(random_grads(rng, params))
+        opt.step(random_like(params, rng))
     buffer = io.BytesIO()
     np.savez(buffer, **opt.state_dict())
     buffer.seek(0)
@@ -119,7 +116,7 @@ def test_state_dict_through_npz_continues_identically(name):
     twin = MAKERS[name](twin_params)
     twin.load_state_dict(state)
     for _ in range(5):
-        grads = random_grads(rng, params)
+        grads = random_like(params, rng)
         opt.step(grads)
         twin.step(grads)
     for k in params:
