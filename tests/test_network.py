@@ -157,7 +157,7 @@ def test_build_accepts_only_float32_and_float64(dtype):
         manual.build(spec.get("chain"), dtype=dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")])
+@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")], ids=["name", "type", "dtype"])
 def test_build_accepts_dtype_names_and_numpy_dtypes(dtype):
     assert manual.build(spec.get("chain"), dtype=dtype).params["0.weight"].dtype == np.dtype(dtype)
 
