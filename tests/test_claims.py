@@ -58,6 +58,7 @@ def assert_pngs(out, *names):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODULES)
 def test_help_runs_without_training(name):
     result = subprocess.run([sys.executable, "-m", f"experiments.claims.{name}", "--help"],
@@ -85,6 +86,7 @@ def test_a_jobs_exception_is_job_failed():
         harness.parallel_map(raise_value_error, [7], workers=1)
 
 
+@pytest.mark.slow
 def test_chain_depth(tmp_path):
     csvs = run_quick("chain_depth", tmp_path, "--workers", "1")
     grads, training = csvs["chain_gradients.csv"], csvs["chain_training.csv"]
@@ -102,6 +104,7 @@ def test_chain_depth(tmp_path):
     assert [s for s, _ in logged["gradient_first_layer/tanh"]] == [2, 5, 10]
 
 
+@pytest.mark.slow
 def test_backend_agreement(tmp_path):
     csvs = run_quick("backend_agreement", tmp_path, "--workers", "2")
     agreement, finals = csvs["agreement.csv"], csvs["agreement_final.csv"]
@@ -127,6 +130,7 @@ def test_backend_agreement(tmp_path):
     assert glob.glob(f"{tmp_path}/runs/float64-s0/manual/events.out.tfevents.*")
 
 
+@pytest.mark.slow
 def test_gd_variants(tmp_path):
     csvs = run_quick("gd_variants", tmp_path)
     curves, finals = csvs["gd_curves.csv"], csvs["gd_final.csv"]
@@ -151,6 +155,7 @@ def test_gd_variants(tmp_path):
     assert {"final/test_accuracy", "train_loss_by_examples/batch_1"} <= set(scalars(tmp_path))
 
 
+@pytest.mark.slow
 def test_init_dependence(tmp_path):
     csvs = run_quick("init_dependence", tmp_path, "--workers", "2")
     runs, pairs, symmetry = csvs["init_runs.csv"], csvs["init_pairs.csv"], csvs["init_symmetry.csv"]
@@ -179,6 +184,7 @@ def test_init_dependence(tmp_path):
     assert "barrier/kaiming_normal" in scalars(tmp_path)
 
 
+@pytest.mark.slow
 def test_overparam(tmp_path):
     csvs = run_quick("overparam", tmp_path, "--workers", "2")
     runs, pairs, widths = csvs["overparam_runs.csv"], csvs["overparam_pairs.csv"], csvs["overparam_widths.csv"]

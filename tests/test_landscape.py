@@ -162,6 +162,7 @@ TINY = ["--resolution", "5", "--eval-samples", "64", "--sharpness-dirs", "2"]
 TRAIN = ["--epochs", "1", "--limit-train", "256", "--batch-size", "64", "--snapshots-per-epoch", "4", "--dtype", "float64"]
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
     logdir = str(tmp_path / "tb")
     argv = [*TINY, *TRAIN, "--inits", "kaiming_normal", "xavier_uniform", "--seeds", "0", "--logdir", logdir, "--workers", "2"]
@@ -192,6 +193,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
     assert "barrier kaiming_normal-s0 <-> xavier_uniform-s0" in out
 
 
+@pytest.mark.slow
 def test_from_runs_reuses_finished_training(tmp_path):
     from experiments.train import train_and_evaluate
 
