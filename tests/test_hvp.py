@@ -8,11 +8,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
 import manual
-import torch_ref
+from experiments import agreement
 from manual import spec
 from manual.spec import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
-from tests.random_arch import batch as random_batch
-from tests.random_arch import conv_nets, mlps, random_like
+from tests.random_arch import batch as random_batch, conv_nets, mlps, random_like
 from tests.tolerances import HESSIAN_EIGEN, HVP_AGREE, HVP_FINITE_DIFF, HVP_SYMMETRY
 from torch_ref import hvp as torch_hvp
 
@@ -33,11 +32,9 @@ def assert_agree(ours, theirs, tol=HVP_AGREE):
 
 
 def pair(layers, seed=0):
-    """A float64 manual net (eval mode) and a torch copy with the same weights."""
-    net = manual.build(layers, seed=seed).eval()
-    mod = torch_ref.build(layers).eval()
-    mod.load_state_dict(torch_ref.from_numpy(net.state_dict()))
-    return net, mod
+    """The agreement engine's float64 manual net and torch copy with the same weights, both in eval mode."""
+    net, mod = agreement.pair(layers, "float64", seed)
+    return net.eval(), mod.eval()
 
 
 def batch(net, x_shape, loss, seed=0):
