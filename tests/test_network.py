@@ -7,15 +7,13 @@ from manual import gradcheck, spec
 from manual.layers import Dropout
 from manual.losses import cross_entropy
 from manual.network import LOSSES
+from tests.random_arch import input_shape
 from tests.tolerances import AGREE_F32, assert_finite_diff
-
-MNIST_SHAPE = {"mlp": (784,), "mlp-sigmoid": (784,), "lenet": (1, 28, 28), "chain": (1,)}
-
 
 def batch(name, n=2, seed=0, dtype=np.float64):
     """Random inputs in [0, 1) shaped for the named architecture, and integer labels (targets for chain)."""
     rng = np.random.default_rng(seed)
-    x = rng.random((n, *MNIST_SHAPE[name])).astype(dtype)
+    x = rng.random(input_shape(spec.get(name), n)).astype(dtype)
     return x, (rng.standard_normal((n, 1)).astype(dtype) if name == "chain" else rng.integers(0, 10, n))
 
 
@@ -159,7 +157,7 @@ def test_build_accepts_only_float32_and_float64(dtype):
         manual.build(spec.get("chain"), dtype=dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")])
+@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")], ids=["name", "type", "dtype"])
 def test_build_accepts_dtype_names_and_numpy_dtypes(dtype):
     assert manual.build(spec.get("chain"), dtype=dtype).params["0.weight"].dtype == np.dtype(dtype)
 
