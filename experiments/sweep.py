@@ -6,6 +6,7 @@ configurations, not data: a task loads MNIST from its worker's own data director
 sends progress (e.g. fractions of grid points) back to the caller's sink.
 """
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -101,7 +102,7 @@ def call(fn, job, reporter):
         _current.reporter = previous
 
 
-def remote(fn, job, index, topic):
+def remote(fn, job, index, *, topic):
     """A cluster task: call() with progress sent to the client as [index, running total] events on topic;
     returns (worker address, ok, value or error, progress reported)."""
     from distributed import get_worker
@@ -245,29 +246,49 @@ class Sweep:
                 sent[index] = total
 
         self.client.subscribe_topic(topic, lambda event: events.put(("progress", *event[1])))
-        futures = [self.client.submit(remote, fn, job, index, topic, key=f"{name}-{index}-{topic[-32:]}",
-                                      pure=False) for index, job in enumerate(jobs)]
+        futures = self.client.map(functools.partial(remote, fn, topic=topic), jobs, range(len(jobs)),
+                                  key=[f"{name}-{i}-{topic[-32:]}" for i in range(len(jobs))], pure=False)
         for index, future in enumerate(futures):
             future.add_done_callback(lambda _, index=index: events.put(("done", index)))
         results, left = [None] * len(jobs), len(jobs)
         try:
             while left:
-                kind, index, *total = events.get()
-                if kind == "progress":
-                    forward(index, *total)
-                    continue
-                try:
-                    where, ok, value, reported = futures[index].result()
-                except Exception as err:   # the task never finished: its workers died, or the cluster went away
-                    raise failure(name, index, "the cluster", one_line(err)) from None
-                if not ok:
-                    raise failure(name, index, f"worker {where}", value)
-                forward(index, reported)
-                sent[index] = float("inf")            # late progress messages of this job are ignored
-                results[index], left, futures[index] = value, left - 1, None   # None: the cluster may forget it
-                if finished:
-                    finished(index)
+                done = []
+                for kind, index, *total in self._waiting(events):
+                    if kind == "progress":
+                        forward(index, *total)
+                    else:
+                        done.append(index)
+                for index, (where, ok, value, reported) in zip(done, self._gather(name, futures, done)):
+                    if not ok:
+                        raise failure(name, index, f"worker {where}", value)
+                    forward(index, reported)
+                    sent[index] = float("inf")        # late progress messages of this job are ignored
+                    results[index], left, futures[index] = value, left - 1, None   # the cluster may forget it
+                    if finished:
+                        finished(index)
         finally:
             self.client.cancel([f for f in futures if f is not None])
             self.client.unsubscribe_topic(topic)
         return results
+
+    @staticmethod
+    def _waiting(events):
+        """The next event (waiting for it) and every other one already queued."""
+        yield events.get()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                yield events.get_nowait()
+
+    def _gather(self, name, futures, indices):
+        """The outcomes of the finished tasks at indices, fetched together; a task that never finished (its
+        workers kept dying, or the cluster went away): TaskFailed."""
+        try:
+            return self.client.gather([futures[i] for i in indices])
+        except Exception:
+            for index in indices:
+                try:
+                    futures[index].result()
+                except Exception as err:
+                    raise failure(name, index, "the cluster", one_line(err)) from None
+            raise
