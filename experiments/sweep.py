@@ -21,8 +21,6 @@ from threadpoolctl import threadpool_limits
 SCHEDULER_ENV = "BACKPROP_LAB_SCHEDULER"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 REPORT_EVERY = 0.2   # seconds between a remote task's progress messages
-QUIET = {"distributed.admin.tick.limit": "1h",                   # no "event loop was unresponsive" while a task
-         "distributed.worker.memory.monitor-interval": "1h"}     # holds the GIL, no memory-monitor chatter
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -118,6 +116,7 @@ def has_bokeh():
 
 
 def failure(name, index, where, error):
+    """TaskFailed for job `index` of function `name`, run at `where`, with the error on one line."""
     return TaskFailed(f"{name} failed on job {index} at {where}: {error}")
 
 
@@ -163,17 +162,14 @@ class Sweep:
 
     @contextlib.contextmanager
     def _quiet(self):
-        """distributed's config and loggers for the Sweep's lifetime: no INFO lines, no tick warnings."""
-        import dask
-        import distributed  # noqa: F401  (its defaults join dask's config first: leaving set() must keep them)
-
+        """Errors only from distributed's loggers in this process while the Sweep lasts (a LocalCluster's
+        workers get the same through silence_logs): no INFO lines, no warnings about a busy event loop."""
         loggers = [logging.getLogger(name) for name in ("distributed", "bokeh", "tornado")]
         levels = [lg.level for lg in loggers]
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:
-            with dask.config.set(QUIET):
-                yield
+            yield
         finally:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
