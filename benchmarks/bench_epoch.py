@@ -19,13 +19,14 @@ import time
 
 import numpy as np
 
+from machine import measured
 from manual.optim import SGD
 
 IMAGES, BATCH, CLASSES = 60_000, 128, 10
 LR, MOMENTUM = 0.01, 0.9
 WARMUP_BATCHES = 50
 ARCHS = ("mlp", "lenet")
-BACKENDS = ("torch", "manual")
+BACKEND_ORDER = ("torch", "manual")
 
 
 def data(arch):
@@ -183,8 +184,8 @@ class Worker:
 
 def measure(arch, repeats):
     """Alternate epochs between the two workers; {backend: (epoch seconds list, stats)} and the bound list."""
-    workers = {b: Worker(b, arch) for b in BACKENDS}
-    times = {b: [] for b in BACKENDS}
+    workers = {b: Worker(b, arch) for b in BACKEND_ORDER}
+    times = {b: [] for b in BACKEND_ORDER}
     bound = []
     try:
         for _ in range(repeats):
@@ -196,15 +197,15 @@ def measure(arch, repeats):
     finally:
         for worker in workers.values():
             worker.close()
-    return {b: (times[b], stats[b]) for b in BACKENDS}, bound
+    return {b: (times[b], stats[b]) for b in BACKEND_ORDER}, bound
 
 
 def report(arch, results, bound):
     """Print one architecture's table."""
-    med = {b: statistics.median(results[b][0]) for b in BACKENDS}
+    med = {b: statistics.median(results[b][0]) for b in BACKEND_ORDER}
     print(f"\n{arch}: one epoch, float32, batch {BATCH}, {IMAGES:,} images, SGD lr={LR} momentum={MOMENTUM}")
     print(f"  {'backend':<8} {'median s':>9} {'min s':>8} {'peak RSS MB':>12} {'over setup MB':>14}  threads")
-    for b in BACKENDS:
+    for b in BACKEND_ORDER:
         t, s = results[b]
         print(f"  {b:<8} {med[b]:9.3f} {min(t):8.3f} {s['peak_mb']:12.0f} {s['peak_mb'] - s['before_mb']:14.0f}"
               f"  {s['threads']}")
@@ -222,16 +223,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="epochs per backend (default 5); medians are printed")
     parser.add_argument("--arch", choices=(*ARCHS, "all"), default="all", help="architecture (default all)")
-    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=BACKEND_ORDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return serve(args.worker, args.arch)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    print(f"{len(os.sched_getaffinity(0))} CPUs; each backend in its own process, epochs alternated, "
-          f"{WARMUP_BATCHES} warm-up batches each; peak RSS includes the {IMAGES:,} float32 images")
-    for arch in (ARCHS if args.arch == "all" else (args.arch,)):
-        report(arch, *measure(arch, args.repeats))
+    with measured("bench_epoch"):
+        print(f"each backend in its own process, epochs alternated, {WARMUP_BATCHES} warm-up batches each; "
+              f"peak RSS includes the {IMAGES:,} float32 images")
+        for arch in (ARCHS if args.arch == "all" else (args.arch,)):
+            report(arch, *measure(arch, args.repeats))
 
 
 if __name__ == "__main__":

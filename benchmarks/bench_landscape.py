@@ -17,40 +17,42 @@ import subprocess
 import sys
 import time
 
+from machine import measured
+
 METHODS = ("ours-manual", "ours-torch", "loss-landscapes")
 
 
-def model_and_data(arch, samples):
-    """The spec, a float32 state dict and the first `samples` test images in the shape arch takes."""
+def model_and_data(name, samples):
+    """The arch, a float32 state dict and the first `samples` test images in the shape the arch takes."""
     import manual
     from experiments import data
     from manual import spec
 
-    layers = spec.get(arch)
-    state = manual.build(layers, init="torch_default", seed=0, dtype="float32").state_dict()
-    x, y = data.load("test", dtype="float32", flatten=arch != "lenet", limit=samples)
-    return layers, state, x, y
+    arch = spec.get(name)
+    state = manual.build(arch, init="torch_default", seed=0, dtype="float32").state_dict()
+    x, y = data.load("test", dtype="float32", flatten=name != "lenet", limit=samples)
+    return arch, state, x, y
 
 
-def time_ours(backend, workers, layers, state, x, y, resolution):
+def time_ours(backend, workers, arch, state, x, y, resolution):
     """Seconds for our surface, the start of the worker processes included."""
     from experiments.landscape import surfaces
     from experiments.landscape.parallel import ParallelEvaluator
 
     start = time.perf_counter()
-    with ParallelEvaluator(workers, layers, x, y, backend=backend, dtype="float32") as evaluate:
+    with ParallelEvaluator(workers, arch, x, y, backend=backend, dtype="float32") as evaluate:
         surface = surfaces.random_surface(evaluate, state, 0, 1.0, resolution)
     return time.perf_counter() - start, surface["loss"].shape
 
 
-def time_package(layers, state, x, y, resolution):
+def time_package(arch, state, x, y, resolution):
     import loss_landscapes
     import loss_landscapes.metrics
     import torch
 
     import torch_ref
 
-    model = torch_ref.build(layers, dtype="float32")
+    model = torch_ref.build(arch, dtype="float32")
     model.load_state_dict(torch_ref.from_numpy(state))
     metric = loss_landscapes.metrics.Loss(torch.nn.CrossEntropyLoss(), torch.from_numpy(x), torch.from_numpy(y))
     start = time.perf_counter()
@@ -61,11 +63,11 @@ def time_package(layers, state, x, y, resolution):
 
 def worker(method, arch, samples, resolution, workers):
     """One timing in this process; prints {"seconds": s}."""
-    layers, state, x, y = model_and_data(arch, samples)
+    net_arch, state, x, y = model_and_data(arch, samples)
     if method == "loss-landscapes":
-        seconds, shape = time_package(layers, state, x, y, resolution)
+        seconds, shape = time_package(net_arch, state, x, y, resolution)
     else:
-        seconds, shape = time_ours(method.split("-")[1], workers, layers, state, x, y, resolution)
+        seconds, shape = time_ours(method.split("-")[1], workers, net_arch, state, x, y, resolution)
     assert shape == (resolution, resolution), shape
     print(json.dumps({"seconds": seconds}))
 
@@ -95,20 +97,21 @@ def main():
     args = p.parse_args()
     if args.worker:
         return worker(args.worker, args.archs[0], args.samples, args.resolution, args.workers)
-    print(f"{len(os.sched_getaffinity(0))} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    for arch in args.archs:
-        samples = args.samples if arch == "mlp" else args.lenet_samples
-        times = {m: [] for m in args.methods}
-        for _ in range(args.repeats):
+    with measured("bench_landscape"):
+        print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+        for arch in args.archs:
+            samples = args.samples if arch == "mlp" else args.lenet_samples
+            times = {m: [] for m in args.methods}
+            for _ in range(args.repeats):
+                for m in args.methods:
+                    times[m].append(measure(m, arch, samples, args.resolution, args.workers))
+            median = {m: statistics.median(t) for m, t in times.items()}
+            print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
+                  f"median of {args.repeats}; ours in {args.workers} processes")
             for m in args.methods:
-                times[m].append(measure(m, arch, samples, args.resolution, args.workers))
-        median = {m: statistics.median(t) for m, t in times.items()}
-        print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
-              f"median of {args.repeats}; ours in {args.workers} processes")
-        for m in args.methods:
-            ratio = median.get("loss-landscapes", float("nan")) / median[m]
-            runs = " ".join(f"{t:.1f}" for t in times[m])
-            print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
+                ratio = median.get("loss-landscapes", float("nan")) / median[m]
+                runs = " ".join(f"{t:.1f}" for t in times[m])
+                print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import zipfile
 
 import numpy as np
 
-from experiments.data.idx import write_atomic
+from experiments.io import write_atomic
 
 
 class CheckpointError(RuntimeError):

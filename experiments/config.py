@@ -4,15 +4,18 @@ import json
 import math
 from dataclasses import dataclass
 
+import manual
+from experiments.checks import is_count
 from manual import spec
 from manual.init import parse as parse_init
+from manual.losses import REDUCTIONS
 
-BACKENDS = ("manual", "torch", "both")
+BACKEND_CHOICES = ("manual", "torch", "both")   # the training backends of experiments.backends, or both
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("cosine", "constant")
 MNIST_ARCHS = ("mlp", "mlp-sigmoid", "lenet")   # "chain" takes scalar inputs, not images
-DTYPES = ("float32", "float64")
-REDUCTIONS = ("sum", "mean")
+DTYPE_NAMES = tuple(dt.name for dt in manual.DTYPES)
+ACTIVATIONS = tuple(spec.ACTIVATIONS)
 
 
 @dataclass(frozen=True)
@@ -39,25 +42,24 @@ class Config:
         def fail(field, allowed):
             raise ValueError(f"--{field.replace('_', '-')} {getattr(self, field)!r} is invalid; {allowed}")
 
-        for field, choices in (("backend", BACKENDS), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
-                               ("dtype", DTYPES), ("reduction", REDUCTIONS),
+        for field, choices in (("backend", BACKEND_CHOICES), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
+                               ("dtype", DTYPE_NAMES), ("reduction", REDUCTIONS),
                                ("lr_schedule", SCHEDULES)):
             if getattr(self, field) not in choices:
                 fail(field, f"choose from {', '.join(choices)}")
         if (self.hidden or self.activation) and self.arch != "mlp":
             raise ValueError("--hidden and --activation customise --arch mlp only")
-        if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.hidden):
+        if not all(is_count(w) for w in self.hidden):
             fail("hidden", "give positive integer widths, e.g. 512,256")
-        if self.activation and self.activation not in spec.ACTIVATIONS:
-            fail("activation", f"choose from {', '.join(spec.ACTIVATIONS)}")
+        if self.activation and self.activation not in ACTIVATIONS:
+            fail("activation", f"choose from {', '.join(ACTIVATIONS)}")
         parse_init(self.init)
         for field in ("seed", "limit_train"):
-            if isinstance(getattr(self, field), bool) or not isinstance(getattr(self, field), int) or getattr(self, field) < 0:
+            if not is_count(getattr(self, field), 0):
                 fail(field, "give an integer >= 0")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+        if not is_count(self.epochs):
             fail("epochs", "give an integer >= 1")
-        if self.batch_size != "full" and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
-                                          or self.batch_size < 1):
+        if self.batch_size != "full" and not is_count(self.batch_size):
             fail("batch_size", "give a positive integer or 'full'")
         for field in ("lr", "momentum", "weight_decay"):
             value = getattr(self, field)
@@ -77,6 +79,8 @@ class Config:
     @classmethod
     def from_dict(cls, values):
         """A Config from a dict (e.g. a run's config.json); unknown keys are rejected."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a config is a JSON object of Config fields, got {type(values).__name__}")
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
@@ -86,7 +90,7 @@ class Config:
 
     @classmethod
     def from_file(cls, path):
-        """The Config saved in a JSON file (a run's config.json)."""
+        """The Config saved in a JSON file (a run's config.json, or a preset in configs/)."""
         with open(path) as f:
             return cls.from_dict(json.load(f))
 
@@ -98,13 +102,13 @@ def lr_at(cfg, epoch):
     return cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
 
 
-def flat_input(layers):
-    """Whether a spec takes images as (N, 784) rows (True) or as (N, 1, 28, 28) for a first Conv2d."""
-    return not isinstance(layers[0], spec.Conv2d)
+def flat_input(arch):
+    """Whether an arch takes images as (N, 784) rows (True) or as (N, 1, 28, 28) for a first Conv2d."""
+    return not isinstance(arch[0], spec.Conv2d)
 
 
-def spec_of(cfg):
-    """The layer specs cfg trains: the named architecture, or mlp with custom widths/activation."""
+def arch_of(cfg):
+    """The arch (tuple of layer specs) cfg trains: the named architecture, or mlp with custom widths/activation."""
     options = {k: v for k, v in (("hidden", cfg.hidden), ("activation", cfg.activation)) if v}
     return spec.get(cfg.arch, **options)
 

@@ -29,7 +29,7 @@ def _sigmoid_slope(z):
     return s * (1 - s)
 
 
-ACTIVATIONS = {                                   # name: (σ, σ', max σ')
+CHAIN_ACTIVATIONS = {                             # name: (σ, σ', max σ'): not manual.spec.ACTIVATIONS' layer specs
     "sigmoid": (sigmoid, _sigmoid_slope, 0.25),
     "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2, 1.0),
     "relu": (lambda z: np.maximum(z, 0), lambda z: z > 0, 1.0),   # relu'(0) = 0, like torch
@@ -38,9 +38,9 @@ ACTIVATIONS = {                                   # name: (σ, σ', max σ')
 
 def _activation(name):
     """(σ, σ', max σ') for name, or ValueError listing the valid names."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+    if name not in CHAIN_ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(CHAIN_ACTIVATIONS)}")
+    return CHAIN_ACTIVATIONS[name]
 
 
 def _check(w, b, x):

@@ -1,4 +1,4 @@
-"""Losses on a network's output, each returning (float loss, dL/doutput)."""
+"""Losses on a network's output, each returning (float loss, dL/doutput); and their Hessians applied to R{output}."""
 import numpy as np
 
 REDUCTIONS = ("sum", "mean")
@@ -59,3 +59,32 @@ def mse(out, target, reduction="mean"):
         loss /= diff.size
         diff /= diff.size
     return loss, diff
+
+
+def softmax(logits):
+    """Row-wise softmax of (N, C) logits, max-shifted so that no exponential overflows."""
+    p = logits - logits.max(axis=1, keepdims=True)
+    with np.errstate(under="ignore"):                              # e^z -> 0 is the exact limit
+        np.exp(p, out=p)
+    p /= p.sum(axis=1, keepdims=True)
+    return p                                                       # (N, C)
+
+
+def cross_entropy_hessian(logits, rlogits, reduction="sum"):
+    """R{δ} = (diag(p) - p p^T) R{z} = p * R{z} - p (p . R{z}) per row, the softmax Hessian; / N for "mean"."""
+    _check_reduction(reduction)
+    p = softmax(logits)
+    rd = p * rlogits                                               # (N, C)
+    rd -= p * rd.sum(axis=1, keepdims=True)
+    if reduction == "mean":
+        rd /= len(rd)
+    return rd
+
+
+def mse_hessian(out, rout, reduction="mean"):
+    """R{δ} = R{2 (out - target)} = 2 R{out}, divided by the element count for "mean"."""
+    _check_reduction(reduction)
+    rd = 2 * rout
+    if reduction == "mean":
+        rd /= rd.size
+    return rd

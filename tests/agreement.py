@@ -1,7 +1,7 @@
 """The one manual-vs-torch agreement helper every agreement test uses (tinygrad's helper_test_op in spirit)."""
 import numpy as np
 
-from experiments.compare import pair, upstream
+from experiments.agreement import pair, upstream
 
 
 def assert_rows(rows):
@@ -10,9 +10,9 @@ def assert_rows(rows):
     assert not failed, "manual and torch disagree:\n" + "\n".join(failed)
 
 
-def check(layers, x_shape, dtype="float64", seed=0):
+def check(arch, x_shape, dtype="float64", seed=0):
     """Same weights, a seeded input of x_shape, a random upstream gradient: output and every gradient agree."""
-    net, mod = pair(layers, dtype, seed)
+    net, mod = pair(arch, dtype, seed)
     x = np.random.default_rng([seed, 2]).standard_normal(x_shape).astype(dtype)
     rows = upstream(net, mod, x, seed)
     assert_rows(rows)

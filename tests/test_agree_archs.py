@@ -1,7 +1,7 @@
 """Every named architecture, both reductions and dtypes: manual gradients against torch autograd through the loss."""
 import pytest
 
-from experiments.compare import compare
+from experiments.agreement import compare
 from manual import spec
 from tests.agreement import assert_rows
 
@@ -15,8 +15,8 @@ ARCHS = {"chain-1": ("chain", dict(depth=1)), "chain-5": ("chain", dict(depth=5)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_architecture_agrees(arch, reduction, dtype):
     name, options = ARCHS[arch]
-    layers = spec.get(name, **options)
-    rows = compare(layers, dtype, batch_size=8, reduction=reduction, seed=1)
+    arch = spec.get(name, **options)
+    rows = compare(arch, dtype, batch_size=8, reduction=reduction, seed=1)
     assert_rows(rows)
-    params = sum(2 for layer in layers if isinstance(layer, (spec.Linear, spec.Conv2d)))
+    params = sum(2 for layer in arch if isinstance(layer, (spec.Linear, spec.Conv2d)))
     assert [r.name for r in rows[:3]] == ["output", "loss", "input.grad"] and len(rows) == 3 + params

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.compare import TOLERANCES, pair, row, upstream
+from experiments.agreement import TOLERANCES, pair, row, upstream
 from manual import losses, spec
 from manual.spec import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 from tests.agreement import assert_rows, check

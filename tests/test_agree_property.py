@@ -11,14 +11,14 @@ BATCH = st.integers(1, 32)
 
 @st.composite
 def mlps(draw):
-    """(layers, x shape): 1-5 Linear layers of widths 1-64, each but maybe the last followed by any activation."""
+    """(arch, x shape): 1-5 Linear layers of widths 1-64, each but maybe the last followed by any activation."""
     widths = draw(st.lists(st.integers(1, 64), min_size=2, max_size=6))
-    layers = []
+    arch = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(spec.Linear(a, b))
+        arch.append(spec.Linear(a, b))
         if i < len(widths) - 2 or draw(st.booleans()):
-            layers.append(draw(ACTIVATIONS))
-    return tuple(layers), (draw(BATCH), widths[0])
+            arch.append(draw(ACTIVATIONS))
+    return tuple(arch), (draw(BATCH), widths[0])
 
 
 def conv_size(size, kernel, stride, padding=0):
@@ -28,29 +28,29 @@ def conv_size(size, kernel, stride, padding=0):
 
 @st.composite
 def conv_nets(draw):
-    """(layers, x shape): Conv2d with random kernel/stride/padding, an activation, maybe MaxPool2d, Flatten, Linear."""
+    """(arch, x shape): Conv2d with random kernel/stride/padding, an activation, maybe MaxPool2d, Flatten, Linear."""
     channels, size = draw(st.integers(1, 3)), draw(st.integers(3, 12))
     padding = draw(st.integers(0, 2))
     kernel = draw(st.integers(1, min(5, size + 2 * padding)))
     stride = draw(st.integers(1, 3))
     conv = spec.Conv2d(channels, draw(st.integers(1, 4)), kernel, stride=stride, padding=padding)
     side = conv_size(size, kernel, stride, padding)
-    layers = [conv, draw(ACTIVATIONS)]
+    arch = [conv, draw(ACTIVATIONS)]
     if side >= 2 and draw(st.booleans()):
         pool = spec.MaxPool2d(draw(st.integers(2, min(3, side))), stride=draw(st.none() | st.integers(1, 2)))
         side = conv_size(side, pool.kernel_size, pool.stride or pool.kernel_size)
-        layers.append(pool)
-    layers += [spec.Flatten(), spec.Linear(conv.out_channels * side * side, draw(st.integers(1, 10)))]
-    return tuple(layers), (draw(BATCH), channels, size, size)
+        arch.append(pool)
+    arch += [spec.Flatten(), spec.Linear(conv.out_channels * side * side, draw(st.integers(1, 10)))]
+    return tuple(arch), (draw(BATCH), channels, size, size)
 
 
 @given(mlps(), st.integers(0, 2**32 - 1))
 def test_random_mlps_agree(net, seed):
-    layers, x_shape = net
-    check(layers, x_shape, "float64", seed)
+    arch, x_shape = net
+    check(arch, x_shape, "float64", seed)
 
 
 @given(conv_nets(), st.integers(0, 2**32 - 1))
 def test_random_conv_nets_agree(net, seed):
-    layers, x_shape = net
-    check(layers, x_shape, "float64", seed)
+    arch, x_shape = net
+    check(arch, x_shape, "float64", seed)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import compare
+from experiments import agreement, compare
 from manual import spec
 
 
@@ -33,9 +33,9 @@ def test_chain_uses_mse(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--arch", "resnet"], "invalid choice"),
     (["--arch", "lenet", "--hidden", "8"], "unknown option(s) hidden for 'lenet'"),
-    (["--arch", "mlp", "--hidden", "8,x"], "comma-separated positive ints"),
-    (["--arch", "chain", "--depth", "0"], "must be a positive int"),
-    (["--batch-size", "-1"], "must be a positive int"),
+    (["--arch", "mlp", "--hidden", "8,x"], "comma-separated list of positive widths"),
+    (["--arch", "chain", "--depth", "0"], "'0' must be > 0"),
+    (["--batch-size", "-1"], "'-1' must be > 0"),
     (["--dtype", "float16"], "invalid choice"),
     (["--reduction", "none"], "invalid choice"),
 ])
@@ -47,11 +47,11 @@ def test_bad_flags_exit_with_one_line(argv, message, capsys):
 
 
 def test_a_disagreement_fails_and_is_located():
-    net, mod = compare.pair(spec.get("mlp", hidden=(5,), activation="tanh"), "float64")
+    net, mod = agreement.pair(spec.get("mlp", hidden=(5,), activation="tanh"), "float64")
     with torch.no_grad():
         mod.state_dict()["0.weight"][3, 1] += 1e-6                  # moves hidden unit 3 only
     x = np.random.default_rng(0).standard_normal((4, 784))
-    rows = {r.name: r for r in compare.upstream(net, mod, x)}
+    rows = {r.name: r for r in agreement.upstream(net, mod, x)}
     bad = rows["2.weight.grad"]                                      # dL/dW2 = dout^T h: column 3 moves
     assert not bad.ok and not rows["output"].ok and bad.where[1] == 3
     assert bad.message().startswith(f"2.weight.grad (10, 5): max abs diff {bad.max_abs:.3e} at {bad.where}")
@@ -60,7 +60,7 @@ def test_a_disagreement_fails_and_is_located():
 
 
 def test_the_exit_status_is_one_on_failure(monkeypatch, capsys):
-    failing = compare.row("0.weight.grad", np.zeros(3), np.array([0.0, 1e-3, 0.0]), rtol=1e-10, atol=1e-12)
+    failing = agreement.row("0.weight.grad", np.zeros(3), np.array([0.0, 1e-3, 0.0]), rtol=1e-10, atol=1e-12)
     monkeypatch.setattr(compare, "compare", lambda *args: [failing])
     assert compare.main(["--arch", "mlp-sigmoid"]) == 1
     out = capsys.readouterr().out

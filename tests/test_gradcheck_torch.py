@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.compare import pair
+from experiments.agreement import pair
 from manual import spec
 from manual.gradcheck import check, numerical_gradient
 from tests.tolerances import FINITE_DIFF, TORCH_GRADCHECK
@@ -18,8 +18,8 @@ NETS = {
 
 def setup(name, seed=0):
     """The manual net, its torch twin with the same weights, and a float64 input."""
-    layers, shape = NETS[name]
-    net, mod = pair(layers, "float64", seed)
+    arch, shape = NETS[name]
+    net, mod = pair(arch, "float64", seed)
     return net, mod, np.random.default_rng(seed).standard_normal(shape)
 
 

@@ -9,7 +9,7 @@ import pytest
 import manual
 from experiments import checkpoint, data
 from experiments.config import Config
-from experiments.landscape import __main__ as cli
+from experiments.landscape import cli
 from experiments.landscape import jobs, surfaces, tb
 from experiments.landscape.directions import GUARD, random_directions
 from experiments.landscape.evaluate import Evaluator
@@ -88,10 +88,10 @@ def test_first_layer_trick_equals_direct_evaluation(arch, backend):
 
 def test_a_network_not_starting_with_linear_or_conv_is_evaluated_directly():
     x, y = mnist("lenet")
-    layers = ARCHS["flatten-first"]
-    centre = manual.build(layers, init="xavier_uniform", seed=0).state_dict()
-    ev = Evaluator(layers, x, y, chunk=40)
-    net = manual.build(layers, init="zeros").eval()
+    arch = ARCHS["flatten-first"]
+    centre = manual.build(arch, init="xavier_uniform", seed=0).state_dict()
+    ev = Evaluator(arch, x, y, chunk=40)
+    net = manual.build(arch, init="zeros").eval()
     net.load_state_dict(centre)
     loss, acc = ev(centre)
     expected = manual.losses.cross_entropy(net.forward(x), y, reduction="mean")[0]

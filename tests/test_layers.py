@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from manual import gradcheck, spec
-from manual.layers import Dropout, Flatten, Linear, ReLU, Sigmoid, Tanh
+from manual.layers import Dropout, Flatten, Layer, Linear, ReLU, Sigmoid, Tanh
 from tests.tolerances import ROUNDING_F32, ROUNDING_F64, SAMPLE_FRACTION, assert_finite_diff
 
 
@@ -141,3 +141,24 @@ def test_layers_reject_a_wrong_dtype_naming_both(make):
 def test_flatten_rejects_a_one_dimensional_input():
     with pytest.raises(ValueError, match=r"Flatten\(\).*\(5,\)"):
         Flatten(spec.Flatten(), np.float64).forward(np.zeros(5))
+
+
+def test_the_layer_base_class_leaves_forward_backward_and_the_r_passes_to_subclasses():
+    layer, a = Layer(spec.ReLU(), np.float64), np.zeros((1, 1))
+    for call in (lambda: layer.forward(a), lambda: layer.backward(a), lambda: layer.rforward(a, {}),
+                 lambda: layer.rbackward(a, a)):
+        with pytest.raises(NotImplementedError):
+            call()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Flatten(spec.Flatten(), np.float64), lambda: ReLU(spec.ReLU(), np.float64),
+    lambda: Sigmoid(spec.Sigmoid(), np.float64), lambda: Tanh(spec.Tanh(), np.float64),
+    lambda: Dropout(spec.Dropout(0.5), np.float64),
+])
+def test_every_layer_backward_can_skip_the_input_gradient(make):
+    layer = make()
+    x = np.random.default_rng(7).standard_normal((3, 4))
+    out = layer.forward(x)
+    assert layer.backward(np.ones_like(out)).shape == x.shape
+    assert layer.backward(np.ones_like(out), input_grad=False) is None

@@ -13,18 +13,18 @@ NAMED = [spec.get("chain", depth=3), spec.get("mlp"), spec.get("mlp-sigmoid"), s
          (spec.Conv2d(1, 2, 3), spec.Tanh(), spec.Dropout(0.3), spec.Flatten(), spec.Linear(1352, 4))]
 
 
-def sample(layers, dtype, seed=0):
+def sample(arch, dtype, seed=0):
     """A seeded input for a spec: (5, in_features), or (5, C, 28, 28) for a conv net."""
-    first = layers[0]
+    first = arch[0]
     shape = (5, first.in_channels, 28, 28) if isinstance(first, spec.Conv2d) else (5, first.in_features)
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("layers", NAMED, ids=lambda s: spec.describe(s)[:40])
-def test_state_dict_keys_shapes_and_dtypes_match_manual(layers, dtype):
-    ours = manual.build(layers, dtype=dtype).state_dict()
-    theirs = torch_ref.build(layers, dtype).state_dict()
+@pytest.mark.parametrize("arch", NAMED, ids=lambda s: spec.describe(s)[:40])
+def test_state_dict_keys_shapes_and_dtypes_match_manual(arch, dtype):
+    ours = manual.build(arch, dtype=dtype).state_dict()
+    theirs = torch_ref.build(arch, dtype).state_dict()
     assert list(ours) == list(theirs)
     for name, value in theirs.items():
         assert ours[name].shape == tuple(value.shape) and ours[name].dtype == np.dtype(dtype)
@@ -32,12 +32,12 @@ def test_state_dict_keys_shapes_and_dtypes_match_manual(layers, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("layers", NAMED, ids=lambda s: spec.describe(s)[:40])
-def test_torch_default_init_exported_to_manual_gives_the_same_outputs(layers, dtype):
-    mod = torch_ref.build(layers, dtype, seed=4).eval()
-    net = manual.build(layers, init="zeros", dtype=dtype).eval()
+@pytest.mark.parametrize("arch", NAMED, ids=lambda s: spec.describe(s)[:40])
+def test_torch_default_init_exported_to_manual_gives_the_same_outputs(arch, dtype):
+    mod = torch_ref.build(arch, dtype, seed=4).eval()
+    net = manual.build(arch, init="zeros", dtype=dtype).eval()
     net.load_state_dict(torch_ref.to_numpy(mod.state_dict()))
-    x = sample(layers, dtype)
+    x = sample(arch, dtype)
     with torch.no_grad():
         theirs = mod(torch.tensor(x)).numpy()
     ours = net.forward(x)

@@ -1,5 +1,6 @@
 """The training loop: smoke runs with TensorBoard tags, resume after SIGKILL and Ctrl-C, failure handling."""
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -9,13 +10,15 @@ import numpy as np
 import pytest
 
 from experiments import checkpoint
-from experiments.backends import Manual
+from experiments.backends.manual import ManualTrainer
 from experiments.config import Config, lr_at
+from experiments.train import cli as train_command
 from experiments.train import train_and_evaluate
 from tests.events import load_events
 from tests.tolerances import TRAINED_F64
 
 SMALL = dict(limit_train=600, batch_size=100, epochs=1)
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
 
 def train_cli(*flags, wait=True):
@@ -125,7 +128,7 @@ def test_divergence_stops_with_step_and_layer(tmp_path):
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     steps = {"n": 0}
-    real_step = Manual.step
+    real_step = ManualTrainer.step
 
     def poisoned(self, x, y):
         steps["n"] += 1
@@ -133,7 +136,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
             self.net.params["2.weight"][0, 0] = np.inf
         return real_step(self, x, y)
 
-    monkeypatch.setattr(Manual, "step", poisoned)
+    monkeypatch.setattr(ManualTrainer, "step", poisoned)
     cfg = Config(backend="manual", **{**SMALL, "epochs": 2})
     from experiments.backends import Diverged
     with pytest.raises(Diverged, match=r"step 9 \(epoch 2\).*first non-finite gradient: 0\.weight"):
@@ -169,3 +172,26 @@ def test_invalid_flags_give_one_line_errors(tmp_path, flags, words):
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and words in errors[0] and "Traceback" not in done.stderr
+
+
+def resolved(*argv):
+    """(Config, run_dir) that `python -m experiments.train ARGV` would train, without training."""
+    p = train_command.parser()
+    return train_command.resolve(p, p.parse_args(argv))
+
+
+def test_config_file_with_flags_overriding_it(tmp_path):
+    cfg, _ = resolved("--config", str(CONFIGS / "mlp-sigmoid.json"), "--epochs", "2", "--run-dir", str(tmp_path))
+    assert (cfg.arch, cfg.optimizer, cfg.lr, cfg.batch_size, cfg.init) == ("mlp-sigmoid", "sgd", 0.5, 10, "lecun_normal")
+    assert cfg.epochs == 2   # the flag, not the file's 30
+
+
+@pytest.mark.parametrize("content, words", [("[1, 2]", "JSON object"), ('{"lr": -1}', "--lr"),
+                                            ('{"learning_rate": 1}', "unknown config key"), ("{", "--config")])
+def test_a_bad_config_file_is_one_line_error(tmp_path, capsys, content, words):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exit_:
+        resolved("--config", str(path))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and words in err[0] and str(path) in err[0], err

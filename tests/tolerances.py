@@ -20,3 +20,10 @@ def assert_finite_diff(errors):
     """Every relative error in {name: error} at most FINITE_DIFF."""
     worst = max(errors, key=errors.get)
     assert errors[worst] <= FINITE_DIFF, f"{worst}: rel error {errors[worst]:.3g} > {FINITE_DIFF}"
+HVP_AGREE = 1e-10             # relative() of manual H v (and GGN v) vs torch's double backward / torch.func (measured: ~1e-15)
+HVP_SYMMETRY = 1e-12          # |u.Hv - v.Hu| / (|u.Hv| + |v.Hu|), float64
+HVP_FINITE_DIFF = 1e-6        # relative() of H v vs central differences of the gradient along v (h = 1e-5)
+HESSIAN_EIGEN = 1e-8          # eigenvalues from products (eigsh) vs numpy.linalg.eigh of the full Hessian, / max |λ|
+DENSITY_INTEGRAL = dict(rtol=1e-6, atol=0)   # SLQ density on its grid (trapezoid) vs 1 and vs the quadrature's moments
+QUADRATURE_F64 = dict(rtol=1e-10, atol=0)    # Gauss-Lanczos moments k <= 2 vs v^T H^k v of the same start (exact in theory)
+STANDARD_ERRORS = 4.0         # a seeded stochastic estimate lies within this many (exact) standard errors of the truth

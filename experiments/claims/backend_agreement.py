@@ -11,8 +11,8 @@ import numpy as np
 import manual
 from experiments import data
 from experiments.claims import harness, solutions
-from experiments.config import Config, spec_of
-from experiments.train import train_and_evaluate
+from experiments.config import Config, arch_of
+from experiments.train.loop import train_and_evaluate
 
 NAME = "backend_agreement"
 EPSILON = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
@@ -33,9 +33,9 @@ FULL = Settings()
 QUICK = Settings(epochs=2, limit_train=1000, seeds=(0,), snapshots_per_epoch=2)
 
 
-def predictions(layers, state, x, dtype):
+def predictions(arch, state, x, dtype):
     """Arg-max classes (N,) of the manual network with the given weights."""
-    net = manual.build(layers, init="zeros", dtype=dtype).eval()
+    net = manual.build(arch, init="zeros", dtype=dtype).eval()
     net.load_state_dict(state)
     return np.concatenate([net.forward(x[lo:lo + 1000]).argmax(1) for lo in range(0, len(x), 1000)])
 
@@ -75,7 +75,7 @@ def compare(job):
                "torch_loss": lb, "abs_loss_diff": abs(la - lb)}
               for i, (la, lb) in enumerate(zip(a.train_losses, b.train_losses)) if i % LOSS_EVERY == 0]
     x, y = data.load("test", cfg.data_dir or None, dtype=dtype)
-    pa, pb = (predictions(spec_of(cfg), r.final_state, x, dtype) for r in (a, b))
+    pa, pb = (predictions(arch_of(cfg), r.final_state, x, dtype) for r in (a, b))
     final = {"dtype": dtype, "seed": seed, "steps": steps[-1], "manual_test_accuracy": a.test_accuracy,
              "torch_test_accuracy": b.test_accuracy, "manual_test_loss": a.test_loss, "torch_test_loss": b.test_loss,
              "predictions_differing": int(np.count_nonzero(pa != pb)), "test_images": len(y),
@@ -131,9 +131,9 @@ def summarize(agreement, finals):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    start = time.perf_counter()
     jobs = [{"settings": settings, "dtype": d, "seed": s, "run_dir": os.path.join(args.out, "runs", f"{d}-s{s}")}
             for d in settings.dtypes for s in settings.seeds]
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(compare, jobs, args.workers)
     agreement = [row for r in results for row in r[0]]
     losses = [row for r in results for row in r[1]]
@@ -146,7 +146,7 @@ def main(argv=None):
             w.add_scalar(f"max_abs_param_diff/{row['dtype']}_s{row['seed']}", row["max_abs_diff"], row["step"])
         for row in losses:
             w.add_scalar(f"abs_train_loss_diff/{row['dtype']}_s{row['seed']}", row["abs_loss_diff"], row["step"])
-        harness.finish(w, args.out, summarize(agreement, finals), [plot(agreement, losses, args.out, w)], start)
+        harness.finish(w, args.out, summarize(agreement, finals), [plot(agreement, losses, args.out, w)], args.started)
     return 0
 
 

@@ -12,10 +12,11 @@ import numpy as np
 
 import manual
 from experiments.claims import harness
+from experiments.relative import relative_elementwise
 from manual import chain, spec
 
 NAME = "chain_depth"
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+ACTIVATIONS = tuple(chain.CHAIN_ACTIVATIONS)   # sigmoid, tanh, relu
 LR = {"sigmoid": 2.0, "tanh": 0.5, "relu": 0.5}   # plain gradient descent; sigmoid's σ' ≤ 1/4 gets a larger step
 CURVE_EVERY = 10                                  # steps between the logged points of a training curve
 
@@ -66,12 +67,6 @@ def autograd_gradients(w, b, x, y, activation):
     return chain.from_state_dict({name: p.grad.numpy() for name, p in module.named_parameters()})
 
 
-def relative_difference(a, b):
-    """|a - b| / (|a| + |b|) elementwise, 0 where both are 0: no floor, so vanishing gradients count too."""
-    scale = np.abs(a) + np.abs(b)
-    return np.abs(a - b) / np.maximum(scale, np.finfo(np.float64).tiny)
-
-
 def gradient_rows(settings):
     """One CSV row per (activation, depth, seed, layer): the closed form, its bound, autograd, their difference."""
     x, y = task(settings.points)
@@ -84,7 +79,7 @@ def gradient_rows(settings):
                 dw, db, _ = chain.gradients(w, b, x, dL_dhl, activation)
                 bound = chain.weight_gradient_bound(w, b, x, dL_dhl, activation)
                 auto_w, auto_b = autograd_gradients(w, b, x, y, activation)
-                diff = np.maximum(relative_difference(dw, auto_w), relative_difference(db, auto_b))
+                diff = np.maximum(relative_elementwise(dw, auto_w), relative_elementwise(db, auto_b))
                 for i in range(depth):
                     rows.append({"activation": activation, "depth": depth, "seed": seed, "layer": i + 1,
                                  "w": float(w[i]), "dL_dw": float(dw[i]), "bound": float(bound[i]),
@@ -242,9 +237,9 @@ def summarize(rows, grads, train_rows, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    start = time.perf_counter()
     rows = gradient_rows(settings)
-    harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - start:.1f} s)")
+    harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - args.started:.1f} s)")
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(train, training_jobs(settings), args.workers)
     train_rows, curves = [r for r, _ in results], [c for _, c in results]
     harness.write_csv(f"{args.out}/chain_gradients.csv", rows)
@@ -255,7 +250,7 @@ def main(argv=None):
         pngs = [plot_per_layer(grads, bounds, settings, args.out, w),
                 plot_first_layer(grads, bounds, settings, args.out, w),
                 plot_training(train_rows, settings, args.out, w)]
-        harness.finish(w, args.out, summarize(rows, grads, train_rows, settings), pngs, start)
+        harness.finish(w, args.out, summarize(rows, grads, train_rows, settings), pngs, args.started)
     return 0
 
 

@@ -9,7 +9,6 @@ Wall-clock times are the training loop's own (train_and_evaluate's epoch_seconds
 run with --workers 1 (the default) so that no two trainings share the cores while they are timed, and on a busy
 machine with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (spinning BLAS threads slow the small batches down 10-40x).
 """
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from experiments.claims import harness, solutions
 from experiments.config import Config, batch_size_of
 from experiments.landscape import surfaces
-from experiments.train import train_and_evaluate
+from experiments.train.loop import train_and_evaluate
 
 NAME = "gd_variants"
 
@@ -146,9 +145,9 @@ def summarize(finals, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
-    start = time.perf_counter()
     jobs = [{"settings": settings, "batch_size": bs, "run_dir": f"{args.out}/runs/batch-{bs}"}
             for bs in settings.batch_sizes]
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     results = harness.parallel_map(train_variant, jobs, args.workers)
     curves, finals = [row for r in results for row in r[0]], [r[1] for r in results]
     harness.write_csv(f"{args.out}/gd_curves.csv", curves)
@@ -162,7 +161,7 @@ def main(argv=None):
         pngs = [plot_curves(curves, settings, args.out, w), plot_final(finals, settings, args.out, w)]
         steps = ", ".join(f"{i}: {f['batch_size']}" for i, f in enumerate(finals))
         text = summarize(finals, settings) + [f"(TensorBoard final/* scalars: step i = batch size; {steps})"]
-        harness.finish(w, args.out, text, pngs, start)
+        harness.finish(w, args.out, text, pngs, args.started)
     return 0
 
 

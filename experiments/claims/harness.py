@@ -15,7 +15,8 @@ from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no d
 
 from experiments.backends import Diverged
 from experiments.data import DataError
-from experiments.data.idx import write_atomic
+from experiments.flags import Parser, positive_int
+from experiments.io import write_atomic, write_text
 from experiments.landscape import tb
 from experiments.landscape.parallel import cores, thread_env
 
@@ -24,6 +25,7 @@ class JobFailed(RuntimeError):
     """A job given to Workers.map raised; the message names the function and the original error."""
 
 
+MARK = ".claims-output"   # in OUT: its tb/ and runs/ were made by a claims command, which may replace them
 FAILURES = (DataError, OSError, Diverged, JobFailed)   # what command() reports as one line instead of a traceback
 
 
@@ -39,25 +41,16 @@ def command(main):
     return run
 
 
-def positive_int(text):
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
-
-
 def parser(name, description, full, quick, workers=None):
     """The flags every experiment takes; the help shows both settings. workers: --workers' default (cores)."""
     epilog = f"full setting (default):\n  {describe(full)}\n--quick setting:\n  {describe(quick)}"
-    p = argparse.ArgumentParser(prog=f"python -m experiments.claims.{name}", description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
+    p = Parser(prog=f"python -m experiments.claims.{name}", description=description,
+               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     p.add_argument("--quick", action="store_true", help="the tiny smoke-test setting (seconds) instead of the full one")
     p.add_argument("--out", default=os.path.join("runs", "claims", name),
-                   help=f"where the CSV, PNGs and TensorBoard logs (OUT/tb) go (default: runs/claims/{name})")
+                   help=f"where the CSV, PNGs, TensorBoard logs (OUT/tb) and training runs (OUT/runs) go; OUT/tb and "
+                        f"OUT/runs of an earlier run of a claims command are deleted first, other folders of those "
+                        f"names are refused (default: runs/claims/{name})")
     p.add_argument("--workers", type=positive_int, default=workers or cores(),
                    help=f"worker processes for independent trainings (default: {workers or cores()}"
                         f"{'' if workers else ', the number of cores'})")
@@ -70,14 +63,25 @@ def describe(settings):
 
 
 def start(name, description, full, quick, argv, workers=None):
-    """(args, settings): parse the flags, empty OUT's TensorBoard and training folders, say what runs."""
+    """(args, settings): parse the flags (args.started: when) and say what runs."""
     args = parser(name, description, full, quick, workers).parse_args(argv)
+    args.started = time.perf_counter()
     settings = quick if args.quick else full
-    for sub in ("tb", "runs"):
-        shutil.rmtree(os.path.join(args.out, sub), ignore_errors=True)
-    os.makedirs(args.out, exist_ok=True)
     log(f"{name} ({'quick' if args.quick else 'full'}): {describe(settings)}; output in {args.out}")
     return args, settings
+
+
+def clear(out):
+    """Make OUT, deleting the tb/ and runs/ an earlier claims run left there (OUT holds MARK); FileExistsError
+    for a tb/ or runs/ this command did not create."""
+    os.makedirs(out, exist_ok=True)
+    subs = [os.path.join(out, sub) for sub in ("tb", "runs") if os.path.exists(os.path.join(out, sub))]
+    if subs and not os.path.exists(os.path.join(out, MARK)):
+        raise FileExistsError(f"{subs[0]} was not made by a claims command (no {MARK} in {out}); "
+                              f"choose another --out")
+    for sub in subs:
+        shutil.rmtree(sub)
+    write_text(os.path.join(out, MARK), "tb/ and runs/ here belong to experiments.claims and are replaced by its next run\n")
 
 
 def strip(ax, groups, labels, log_scale=False):
@@ -107,11 +111,11 @@ def log_fit_factor(xs, ys):
     return float(10 ** np.polyfit(xs[keep], np.log10(ys[keep]), 1)[0])
 
 
-def finish(w, out, text, pngs, start):
+def finish(w, out, text, pngs, started):
     """The findings (lines of text) into TensorBoard, OUT/findings.txt and stdout, with the PNGs and the time taken."""
     w.add_text("findings", "\n\n".join(text))
-    lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - start:.1f} s"]
-    write_atomic(os.path.join(out, "findings.txt"), ("\n".join(lines) + "\n").encode())
+    lines = text + [f"PNG: {p}" for p in pngs] + [f"took {time.perf_counter() - started:.1f} s"]
+    write_text(os.path.join(out, "findings.txt"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -126,7 +130,7 @@ def write_csv(path, rows):
     out = csv.DictWriter(text, fieldnames=list(rows[0]))
     out.writeheader()
     out.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-    write_atomic(path, text.getvalue().encode())
+    write_text(path, text.getvalue())
     return path
 
 
@@ -153,8 +157,8 @@ def writer(out, run="summary"):
     return tb.writer(os.path.join(out, "tb"), run)
 
 
-class Progress:
-    """Logs 'k/n done' at most every few seconds, and at the end."""
+class JobLog:
+    """Logs 'k/n jobs done' at most every few seconds, and at the end."""
 
     def __init__(self, total, every=5.0):
         self.total, self.every, self.done = total, every, 0
@@ -189,7 +193,7 @@ class Workers:
 
     def map(self, function, jobs):
         """[function(job) for job in jobs], in order, progress logged; a job's exception raises JobFailed."""
-        progress, results = Progress(len(jobs)), []
+        progress, results = JobLog(len(jobs)), []
         outcomes = self.pool.imap(function, jobs) if self.pool else map(function, jobs)
         try:
             for result in outcomes:

@@ -9,7 +9,6 @@ function and receives the same gradient, so the units stay identical and the lay
 net, whose hidden units output 1/2 at zero, does learn, but as one unit per layer. Both are measured: the largest
 difference between any two hidden units' incoming and outgoing weights, along training, against a random init.
 """
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,8 +173,8 @@ def training_jobs(settings, runs_dir):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    start = time.perf_counter()
     jobs = training_jobs(settings, f"{args.out}/runs")
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     with harness.Workers(args.workers) as pool:
         harness.log(f"training {len(jobs)} networks")
         results = pool.map(train_one, jobs)
@@ -209,7 +208,7 @@ def main(argv=None):
         pngs = [plot_spread(runs, settings, args.out, w),
                 plot_distances([runs[i] for i in main_runs], dist, args.out, w),
                 plot_barriers(pairs, paths, settings, args.out, w), plot_symmetry(symmetry, args.out, w)]
-        harness.finish(w, args.out, summarize(runs, pairs, symmetry, settings), pngs, start)
+        harness.finish(w, args.out, summarize(runs, pairs, symmetry, settings), pngs, args.started)
     return 0
 
 

@@ -3,7 +3,6 @@ trained from several seeds, all else equal. Measured per width: the spread of th
 the distance between solutions, and the loss barrier on the straight line between every two of them (the
 landscape tools' barrier: the highest loss on the segment minus the mean of its ends, on a fixed training subset).
 """
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +128,7 @@ def summarize(table, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    start = time.perf_counter()
+    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
     jobs = [{"settings": settings, "cfg": config(settings, width, seed), "run_dir": f"{args.out}/runs/w{width}-s{seed}"}
             for width in sorted(settings.widths, reverse=True) for seed in range(settings.seeds)]   # longest first
     with harness.Workers(args.workers) as pool:
@@ -151,7 +150,7 @@ def main(argv=None):
             for key in ("train_loss_std", "test_loss_std", "barrier_mean", "relative_distance_mean", "train_loss_mean"):
                 w.add_scalar(f"by_width/{key}", t[key], t["width"])
         harness.finish(w, args.out, summarize(table, settings),
-                       [plot(runs, pairs, paths, todo, table, settings, args.out, w)], start)
+                       [plot(runs, pairs, paths, todo, table, settings, args.out, w)], args.started)
     return 0
 
 

@@ -7,10 +7,10 @@ import numpy as np
 from experiments import data
 from experiments.backends import Diverged
 from experiments.claims import harness
-from experiments.config import batch_size_of, spec_of
+from experiments.config import arch_of, batch_size_of
 from experiments.landscape import surfaces
 from experiments.landscape.evaluate import Evaluator
-from experiments.train import snapshot_batches, train_and_evaluate
+from experiments.train.loop import snapshot_batches, train_and_evaluate
 
 LR_SCHEDULE = "constant"   # every claims run: the notes' gradient descent, one learning rate throughout
 
@@ -25,7 +25,7 @@ def snapshot_steps(cfg, n, per_epoch):
 def train_evaluator(cfg, samples):
     """The landscape tools' Evaluator (mean loss, accuracy at given weights) on the first `samples` training images."""
     x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, limit=samples)
-    return Evaluator(spec_of(cfg), x, y, backend="manual", dtype=cfg.dtype)
+    return Evaluator(arch_of(cfg), x, y, backend="manual", dtype=cfg.dtype)
 
 
 def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):

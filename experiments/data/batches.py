@@ -1,6 +1,8 @@
 """The seeded batch order every backend trains on."""
 import numpy as np
 
+from experiments.checks import is_count
+
 
 def order(n, seed, epoch=0, shuffle=True):
     """The permutation of n examples for one epoch: a function of (seed, epoch) alone."""
@@ -16,7 +18,7 @@ def batches(x, y, batch_size, seed, epoch=0, shuffle=True, start=0):
     """
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_count(batch_size):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     perm = order(len(x), seed, epoch, shuffle)
     for lo in range(start * batch_size, len(x), batch_size):

@@ -1,8 +1,7 @@
 """The IDX file format MNIST ships in: read strictly, write atomically."""
-import os
-import tempfile
-
 import numpy as np
+
+from experiments.io import write_atomic
 
 UBYTE = 0x08  # the only element type MNIST uses
 
@@ -14,24 +13,6 @@ def write(path, array):
         raise ValueError(f"IDX writer takes uint8 arrays of 1-3 dims, got {array.dtype} {array.shape}")
     header = bytes([0, 0, UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     write_atomic(path, header + array.tobytes())
-
-
-def write_atomic(path, payload):
-    """Write bytes to path so that a reader sees either the old file or the whole new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; data files are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read(path):

@@ -10,20 +10,50 @@ import math
 import numpy as np
 
 import manual
-from manual import spec as S
-from manual.losses import cross_entropy
+from experiments.backends.manual import score
+from experiments.landscape import evaluation_backend
+from manual import spec
 
-TRICK_LAYERS = (S.Linear, S.Conv2d)
+TRICK_LAYERS = (spec.Linear, spec.Conv2d)
 CACHE_BYTES = 4 << 20   # the first-layer products of one chunk (centre and every direction) should fit in this
 MAX_CHUNK = 1000        # examples per chunk at most (and always, without the first-layer products)
 
 
-class ManualBackend:
+class EvaluationBackend:
+    """An engine the Evaluator drives, built as Cls(arch, dtype): arrays, parameters overwritten in place,
+    forward passes and scores."""
+
+    def asarray(self, a):
+        """The engine's array for a NumPy array (no copy where it can)."""
+        raise NotImplementedError
+
+    def empty(self, shape):
+        """An uninitialised array of shape in the evaluation dtype."""
+        raise NotImplementedError
+
+    def combine(self, coeffs, stack, out):
+        """out = coeffs @ stack: one point's parameters (or first-layer outputs) from the (K+1, n) stack."""
+        raise NotImplementedError
+
+    def load(self, flat, layout):
+        """Copy the pieces of flat (one vector, in layout's order) into the live parameters."""
+        raise NotImplementedError
+
+    def forward(self, x, start=0, stop=None):
+        """The output of layers start..stop-1 of the network on x, dropout off."""
+        raise NotImplementedError
+
+    def score(self, logits, y):
+        """(summed cross-entropy, number correct) of logits against labels y."""
+        raise NotImplementedError
+
+
+class ManualEvaluation(EvaluationBackend):
     """The NumPy engine: a manual.Sequential whose live parameters are overwritten point by point."""
 
-    def __init__(self, layers, dtype):
-        self.net = manual.build(layers, init="zeros", dtype=dtype).eval()
-        self.live, self.dtype = self.net.params, np.dtype(dtype)
+    def __init__(self, arch, dtype):
+        self.net = manual.build(arch, init="zeros", dtype=dtype).eval()
+        self.live, self.dtype = self.net.params, manual.as_dtype(dtype)
 
     def asarray(self, a):
         return np.ascontiguousarray(a)
@@ -32,11 +62,9 @@ class ManualBackend:
         return np.empty(shape, self.dtype)
 
     def combine(self, coeffs, stack, out):
-        """out = coeffs @ stack: one pass over the (K+1, n) stack."""
         np.dot(coeffs, stack, out=out)
 
     def load(self, flat, layout):
-        """Copy the pieces of flat (one vector, layout's order) into the live parameters."""
         for name, (start, stop, shape) in layout.items():
             np.copyto(self.live[name], flat[start:stop].reshape(shape))
 
@@ -46,47 +74,7 @@ class ManualBackend:
         return x
 
     def score(self, logits, y):
-        """(summed cross-entropy, number correct)."""
-        return cross_entropy(logits, y, reduction="sum")[0], int(np.count_nonzero(logits.argmax(1) == y))
-
-
-class TorchBackend:
-    """torch_ref's nn.Sequential under no_grad, its parameters overwritten point by point."""
-
-    def __init__(self, layers, dtype):
-        import torch
-        import torch_ref
-
-        self.torch = torch
-        self.module = torch_ref.build(layers, dtype=dtype).eval().requires_grad_(False)
-        self.live, self.dtype = dict(self.module.named_parameters()), torch_ref.torch_dtype(dtype)
-        self.parts = {}                                         # (start, stop) -> the slice module[start:stop]
-
-    def asarray(self, a):
-        return self.torch.from_numpy(np.ascontiguousarray(a))
-
-    def empty(self, shape):
-        return self.torch.empty(shape, dtype=self.dtype)
-
-    def combine(self, coeffs, stack, out):
-        self.torch.mv(stack.T, coeffs, out=out)
-
-    def load(self, flat, layout):
-        for name, (start, stop, shape) in layout.items():
-            self.live[name].copy_(flat[start:stop].view(shape))
-
-    def forward(self, x, start=0, stop=None):
-        if (start, stop) not in self.parts:
-            self.parts[start, stop] = self.module[start:stop]
-        with self.torch.no_grad():
-            return self.parts[start, stop](x)
-
-    def score(self, logits, y):
-        loss = self.torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-        return loss.item(), int((logits.argmax(1) == y).sum())
-
-
-BACKENDS = {"manual": ManualBackend, "torch": TorchBackend}
+        return score(logits, y)
 
 
 def layout_of(state, names):
@@ -114,12 +102,10 @@ def flat(state, names, dtype):
 class Evaluator:
     """Mean cross-entropy and accuracy of one architecture on a fixed (x, y) at many points."""
 
-    def __init__(self, layers, x, y, backend="manual", dtype="float64", trick=True, chunk=None):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        self.layers, self.dtype, self.n = S.validate(layers), np.dtype(dtype), len(x)
-        self.backend = BACKENDS[backend](self.layers, self.dtype)
-        self.trick = trick and isinstance(self.layers[0], TRICK_LAYERS)
+    def __init__(self, arch, x, y, backend="manual", dtype="float64", trick=True, chunk=None):
+        self.arch, self.dtype, self.n = spec.validate(arch), manual.as_dtype(dtype), len(x)
+        self.backend = evaluation_backend(backend)(self.arch, self.dtype)
+        self.trick = trick and isinstance(self.arch[0], TRICK_LAYERS)
         self.x, self.y = self.backend.asarray(np.asarray(x, self.dtype)), self.backend.asarray(y)
         self.chunk = chunk
         self.first_shape = tuple(self.backend.forward(self.x[:1], 0, 1).shape[1:])   # first layer's output, one example

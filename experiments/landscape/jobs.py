@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import manual
 from experiments import checkpoint, data
-from experiments.config import Config, flat_input, spec_of
+from experiments.config import Config, arch_of, flat_input
 from experiments.landscape import surfaces, tb
 from experiments.landscape.evaluate import Evaluator
-from experiments.landscape.parallel import ParallelEvaluator, Progress
-from experiments.train import SNAPSHOTS, train_and_evaluate
+from experiments.landscape.parallel import ParallelEvaluator
+from experiments.progress import Progress
+from experiments.train.loop import SNAPSHOTS, train_and_evaluate
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,11 @@ def evaluation_data(flatten, dtype, samples, root):
 def evaluator(cfg, settings):
     """A context giving an Evaluator for cfg's architecture on the evaluation subset, in cfg's dtype
     (a ParallelEvaluator over settings.eval_workers processes when that is above 1)."""
-    layers = spec_of(cfg)
-    flatten = flat_input(layers)
-    x, y = evaluation_data(flatten, cfg.dtype, settings.eval_samples, cfg.data_dir or None)
+    arch = arch_of(cfg)
+    x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
     if settings.eval_workers > 1:
-        return ParallelEvaluator(settings.eval_workers, layers, x, y, backend=settings.backend, dtype=cfg.dtype)
-    return contextlib.nullcontext(Evaluator(layers, x, y, backend=settings.backend, dtype=cfg.dtype))
+        return ParallelEvaluator(settings.eval_workers, arch, x, y, backend=settings.backend, dtype=cfg.dtype)
+    return contextlib.nullcontext(Evaluator(arch, x, y, backend=settings.backend, dtype=cfg.dtype))
 
 
 def trained(cfg, settings):
@@ -78,7 +78,7 @@ def finished_config(run_dir):
 def finished(run_dir):
     """(cfg, init, final, snapshots) of a finished run directory; the init is rebuilt from its config."""
     cfg = finished_config(run_dir)
-    init = manual.build(spec_of(cfg), init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
+    init = manual.build(arch_of(cfg), init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
     final = checkpoint.load_arrays(os.path.join(run_dir, "final.npz"))
     path = os.path.join(run_dir, SNAPSHOTS)
     snapshots = [g for _, g in sorted(checkpoint.load(path).items())] if os.path.exists(path) else [init, final]

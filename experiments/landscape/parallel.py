@@ -7,34 +7,17 @@ import contextlib
 import multiprocessing
 import os
 import queue
-import time
 
 import numpy as np
 
 from experiments.landscape.evaluate import Evaluator, as_coords
+from experiments.progress import Progress
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cores():
     return len(os.sched_getaffinity(0))
-
-
-class Progress:
-    """Collects fractions of grid points and hands them to sink in lumps (at most every 0.2 s)."""
-
-    def __init__(self, sink=None):
-        self.sink, self.pending, self.last = sink, 0.0, time.monotonic()
-
-    def __call__(self, amount):
-        self.pending += amount
-        if time.monotonic() - self.last > 0.2:
-            self.flush()
-
-    def flush(self):
-        if self.sink and self.pending:
-            self.sink(self.pending)
-        self.pending, self.last = 0.0, time.monotonic()
 
 
 @contextlib.contextmanager

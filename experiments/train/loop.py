@@ -10,9 +10,10 @@ from tqdm import tqdm
 
 import manual
 from experiments import checkpoint, data
-from experiments.backends import BACKENDS, Diverged
-from experiments.config import batch_size_of, flat_input, lr_at, spec_of
-from experiments.data.idx import write_atomic
+from experiments.backends import Diverged, trainer
+from experiments.config import arch_of, batch_size_of, flat_input, lr_at
+from experiments.events import EventWriter
+from experiments.io import write_text
 
 SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
 GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
@@ -76,7 +77,7 @@ class Run:
 def write_config(cfg, run_dir):
     """<run-dir>/config.json, atomically."""
     os.makedirs(run_dir, exist_ok=True)
-    write_atomic(os.path.join(run_dir, "config.json"), cfg.to_json().encode() + b"\n")
+    write_text(os.path.join(run_dir, "config.json"), cfg.to_json() + "\n")
 
 
 def log_epoch(run, test_loss, test_acc, seconds, lr):
@@ -144,15 +145,13 @@ def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=
 
 def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
     """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C) is checked after every step."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    layers = spec_of(cfg)
-    flatten = flat_input(layers)
+    arch = arch_of(cfg)
+    flatten = flat_input(arch)
     root = cfg.data_dir or None
     xtr, ytr = data.load("train", root, dtype=cfg.dtype, flatten=flatten, limit=cfg.limit_train or None)
     xte, yte = data.load("test", root, dtype=cfg.dtype, flatten=flatten)
-    init_state = manual.build(layers, init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
-    runs = [Run(BACKENDS[name](layers, cfg, init_state), run_dir, Result(name, init_state))
+    init_state = manual.build(arch, init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
+    runs = [Run(trainer(name)(arch, cfg, init_state), run_dir, Result(name, init_state))
             for name in cfg.backends]
     write_config(cfg, run_dir)
     for run in runs:
@@ -160,7 +159,7 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
             run.restore()
         else:
             run.save()  # every backend can be resumed, even one interrupted before its first epoch ended
-        run.writer = SummaryWriter(run.dir, purge_step=run.step + 1 if resume else None)
+        run.writer = EventWriter(run.dir, purge_step=run.step + 1 if resume else None)
         run.result.snapshots.append(run.backend.state_dict())  # the start of this process's part of the run
     snapshot_at = snapshot_batches(cfg, len(xtr), snapshots_per_epoch)
     try:
@@ -202,16 +201,6 @@ def finish(cfg, run_dir, runs, snapshots_per_epoch):
                 checkpoint.save(os.path.join(directory, SNAPSHOTS),
                                 {f"{k:04d}": state for k, state in enumerate(res.snapshots)})
         run.writer.add_hparams({**hparams, "backend": run.backend.name},
-                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss},
-                               run_name=".", global_step=run.step)
+                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss}, run.step)
         run.writer.close()
     return {run.backend.name: run.result for run in runs}
-
-
-def main(argv=None):
-    from experiments.cli import train_main
-    return train_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""The landscape's torch evaluation backend: torch_ref's nn.Sequential under no_grad."""
+import numpy as np
+import torch
+
+import torch_ref
+from experiments.backends.torch import score
+from experiments.landscape.evaluate import EvaluationBackend
+
+
+class TorchEvaluation(EvaluationBackend):
+    """torch_ref's nn.Sequential under no_grad, its parameters overwritten point by point."""
+
+    def __init__(self, arch, dtype):
+        self.module = torch_ref.build(arch, dtype=dtype).eval().requires_grad_(False)
+        self.live, self.dtype = dict(self.module.named_parameters()), torch_ref.torch_dtype(dtype)
+        self.parts = {}                                         # (start, stop) -> the slice module[start:stop]
+
+    def asarray(self, a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    def empty(self, shape):
+        return torch.empty(shape, dtype=self.dtype)
+
+    def combine(self, coeffs, stack, out):
+        torch.mv(stack.T, coeffs, out=out)
+
+    def load(self, flat, layout):
+        for name, (start, stop, shape) in layout.items():
+            self.live[name].copy_(flat[start:stop].view(shape))
+
+    def forward(self, x, start=0, stop=None):
+        if (start, stop) not in self.parts:
+            self.parts[start, stop] = self.module[start:stop]
+        with torch.no_grad():
+            return self.parts[start, stop](x)
+
+    def score(self, logits, y):
+        return score(logits, y)

@@ -1,0 +1,2 @@
+from experiments.train.cli import main
+raise SystemExit(main())
