@@ -1,19 +1,22 @@
-"""The sweep runner (experiments/sweep.py) against itself serially and against the two pools it replaces.
+"""The sweep runner (experiments/sweep.py) against itself serially and against the process pools it replaced.
 
 Two measurements, side by side in one run:
 - overhead: a local cluster of --workers processes started, given --tasks trivial tasks, and closed;
 - a landscape-like sweep (the shape of `make run`: 2 schemes x 2 seeds): each job builds a seeded mlp and
   evaluates a resolution^2 filter-normalised surface around it with the manual Evaluator in float32 on the first
   --samples test images, which its worker loads from its own data directory. Timed serially (one process, no
-  cluster), on a local cluster of --workers, and through the old pools with the same workers
-  (experiments.landscape.parallel.pool + map_async, and the claims harness's parallel_map).
+  cluster), on a local cluster of --workers, and through the kind of pool the runner replaced (what
+  experiments/landscape/parallel.py and the claims harness's Workers were: a spawned multiprocessing Pool of
+  --workers processes, cores // workers BLAS/OpenMP threads each through the environment).
 Every timing runs in a fresh process (process and cluster start included), the methods alternating; the parent
 prints medians, ratios, whether every method produced the same bits, and the load average before and after.
+The landscape CLI's own 2 x 2 sweep also trains each run first (the same in every method), left out here.
 """
 import argparse
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -22,7 +25,8 @@ import time
 
 import numpy as np
 
-METHODS = ("serial", "sweep", "landscape-pool", "claims-pool")
+METHODS = ("serial", "sweep", "old-pool")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SCHEMES = ("kaiming_normal", "xavier_uniform")
 
 
@@ -53,10 +57,6 @@ def trivial(job):
     return job
 
 
-def keep_sink(sink):
-    """The landscape pool's initializer: it hands each worker a progress sink, which these jobs do not use."""
-
-
 def run(method, jobs, workers):
     """The sweep's results through one method."""
     if method in ("serial", "sweep"):
@@ -64,15 +64,12 @@ def run(method, jobs, workers):
 
         with Sweep(workers=1 if method == "serial" else workers) as sweep:
             return sweep.map(surface, jobs, progress=lambda amount: None)
-    if method == "landscape-pool":
-        from experiments.landscape import parallel
+    from experiments.sweep import cores
 
-        processes, updates = parallel.pool(workers, keep_sink)
-        with parallel.closing(processes, updates):
-            return parallel.wait(processes.map_async(surface, jobs), updates, lambda amount: None)
-    from experiments.claims import harness
-
-    return harness.parallel_map(surface, jobs, workers)
+    for var in THREAD_VARS:   # read by each spawned worker's BLAS at import
+        os.environ.setdefault(var, str(max(1, cores() // workers)))
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(surface, jobs, chunksize=1)
 
 
 def child(method, args):
@@ -103,10 +100,6 @@ def measure(method, args):
     return result
 
 
-def load():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=2, help="worker processes of every parallel method (default: 2)")
@@ -120,13 +113,14 @@ def main():
     args = p.parse_args()
     if args.child:
         return child(args.child, args)
-    print(f"{len(os.sched_getaffinity(0))} cores; load average before: {load()}")
+    from machine import measured
+
     runs = {m: [] for m in args.methods}
-    for _ in range(args.repeats):
-        for m in args.methods:
-            runs[m].append(measure(m, args))
+    with measured("bench_sweep"):
+        for _ in range(args.repeats):
+            for m in args.methods:
+                runs[m].append(measure(m, args))
     median = {m: statistics.median(r["seconds"] for r in rs) for m, rs in runs.items()}
-    print(f"load average after: {load()}")
     print(f"median of {args.repeats}, each in a fresh process; sweep = 4 jobs (2 schemes x 2 seeds), each a "
           f"{args.resolution}x{args.resolution} mlp surface on {args.samples} test images, float32, manual")
     for m in args.methods:

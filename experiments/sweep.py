@@ -23,6 +23,11 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 REPORT_EVERY = 0.2   # seconds between a remote task's progress messages
 
 
+def cores():
+    """The CPUs this process may run on: the default number of local workers."""
+    return len(os.sched_getaffinity(0))
+
+
 class SchedulerUnreachable(ConnectionError):
     """No Dask scheduler answered at the given address within the connect timeout."""
 
@@ -115,6 +120,15 @@ def has_bokeh():
     return importlib.util.find_spec("bokeh") is not None
 
 
+def importable(fn):
+    """fn, or, when it was defined in a module run with `python -m` (here named __main__), the same function
+    imported under the module's own name, so that workers import it rather than receive a copy of it."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if getattr(fn, "__module__", None) != "__main__" or spec is None:
+        return fn
+    return getattr(importlib.import_module(spec.name), fn.__qualname__, fn)
+
+
 def failure(name, index, where, error):
     """TaskFailed for job `index` of function `name`, run at `where`, with the error on one line."""
     return TaskFailed(f"{name} failed on job {index} at {where}: {error}")
@@ -141,6 +155,13 @@ class Sweep:
     def serial(self):
         return self.workers == 1 and self.scheduler is None
 
+    @property
+    def size(self):
+        """How many tasks run at once: the cluster's worker threads, 1 serially."""
+        if self.client is None:
+            return 1
+        return sum(w["nthreads"] for w in self.client.scheduler_info()["workers"].values())
+
     def __enter__(self):
         if self.serial:
             return self
@@ -163,7 +184,7 @@ class Sweep:
     @contextlib.contextmanager
     def _quiet(self):
         """Errors only from distributed's loggers in this process while the Sweep lasts (a LocalCluster's
-        workers get the same through silence_logs): no INFO lines, no warnings about a busy event loop."""
+        workers get less still through silence_logs): no INFO lines, no warnings about a busy event loop."""
         loggers = [logging.getLogger(name) for name in ("distributed", "bokeh", "tornado")]
         levels = [lg.level for lg in loggers]
         for lg in loggers:
@@ -180,7 +201,7 @@ class Sweep:
 
         self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                     dashboard_address=":0" if has_bokeh() else None,
-                                    silence_logs=logging.ERROR)
+                                    silence_logs=logging.CRITICAL)   # no tracebacks of streams closed at shutdown
         with self.cluster, Client(self.cluster, set_as_default=False) as client:
             yield client
 
@@ -204,19 +225,20 @@ class Sweep:
         if self.client.run_on_scheduler(has_bokeh):
             self.log(f"dashboard: {self.client.dashboard_link}")
 
-    def map(self, fn, jobs, progress=None, finished=None):
+    def map(self, fn, jobs, progress=None, finished=None, here=False):
         """[fn(job) for job in jobs], in job order, with one thread per task.
 
         progress: called in this thread with the amounts tasks pass to report(); finished: called with a job's
-        index as its result arrives (in completion order). A job that raises: TaskFailed naming the worker.
+        index as its result arrives (in completion order); here: run the jobs in this process, one after the other
+        (for a job that spreads its own work over this Sweep). A job that raises: TaskFailed naming the worker.
         """
         jobs = list(jobs)
-        name = getattr(fn, "__name__", "task")
-        if self.client is None:
-            if not self.serial:
+        name = getattr(fn, "__name__", getattr(getattr(fn, "func", None), "__name__", "task"))
+        if here or self.client is None:
+            if not (here or self.serial):
                 raise RuntimeError("Sweep.map outside its with block")
             return self._serial(fn, name, jobs, progress, finished)
-        return self._distributed(fn, name, jobs, progress, finished)
+        return self._distributed(importable(fn), name, jobs, progress, finished)
 
     def _serial(self, fn, name, jobs, progress, finished):
         results = []

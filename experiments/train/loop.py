@@ -2,6 +2,7 @@
 import os
 import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -134,13 +135,16 @@ def snapshot_batches(cfg, n, per_epoch):
 
 
 def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False):
-    """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C writes a checkpoint, then raises Interrupted."""
+    """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C writes a checkpoint, then raises Interrupted
+    (in the main thread only: a sweep worker runs its tasks in another thread, and signals reach the main one)."""
     stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True)) if main else None
     try:
         return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
