@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 SCHEDULER_ENV = "BACKPROP_LAB_SCHEDULER"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 REPORT_EVERY = 0.2   # seconds between a remote task's progress messages
+CONNECT_TIMEOUT = 10  # seconds to reach a scheduler, unless a Sweep is given its own
 
 
 def cores():
@@ -143,11 +144,12 @@ class Sweep:
     one); None for silence.
     """
 
-    def __init__(self, workers=1, scheduler=None, connect_timeout=10, log=None):
+    def __init__(self, workers=1, scheduler=None, connect_timeout=None, log=None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-        self.workers, self.connect_timeout, self.log = workers, connect_timeout, log or (lambda line: None)
+        self.workers, self.log = workers, log or (lambda line: None)
+        self.connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         self.client = self.cluster = None
         self.stack = contextlib.ExitStack()
 

@@ -15,6 +15,9 @@ import manual
 from experiments.landscape.directions import random_directions
 from experiments.landscape.evaluate import Evaluator
 from experiments.landscape.surfaces import axis, plane
+from experiments import sweep as sweep_module
+from experiments.claims import chain_depth
+from experiments.landscape import cli as landscape_cli
 from experiments.sweep import SchedulerUnreachable, Sweep, TaskFailed, report
 from manual import spec
 
@@ -190,6 +193,19 @@ def test_unreachable_scheduler_is_one_line_within_timeout():
         pass
     assert time.monotonic() - start < 2 + 10
     assert "\n" not in str(info.value) and address in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["landscape", "claims"])
+def test_commands_exit_2_on_unreachable_scheduler(command, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sweep_module, "CONNECT_TIMEOUT", 1)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    if command == "landscape":
+        argv = ["--resolution", "3", "--logdir", str(tmp_path / "tb"), "--scheduler", address]
+        assert landscape_cli.main(argv) == 2
+    else:
+        assert chain_depth.main(["--quick", "--out", str(tmp_path), "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot reach the Dask scheduler at " + address)
 
 
 def test_scheduler_from_environment(monkeypatch):
