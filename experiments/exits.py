@@ -38,11 +38,13 @@ def code_of(err):
         return TERMINATED, "terminated (SIGTERM)"
     if isinstance(err, MemoryError):
         return OUT_OF_MEMORY, f"out of memory: {err or 'an allocation failed'}; choose smaller shapes or batches"
+    if hasattr(err, "exit_code"):
+        return err.exit_code, str(err) or type(err).__name__
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return DISK_FULL, f"disk full: {err.filename or err.strerror} (nothing half-written is left)"
     if isinstance(err, OSError):
         return FAILED, f"{err.filename}: {err.strerror}" if err.filename else err.strerror or str(err)
-    return getattr(err, "exit_code", FAILED), str(err) or type(err).__name__
+    return FAILED, str(err) or type(err).__name__
 
 
 def run(prog, body, *args):

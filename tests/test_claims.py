@@ -1,4 +1,5 @@
 """Every claims experiment's --quick setting, run into a temporary folder: its CSV, PNGs and TensorBoard events."""
+import argparse
 import csv
 import glob
 import importlib
@@ -13,6 +14,7 @@ import manual
 from experiments import data
 from experiments.claims import gd_variants, harness, solutions
 from experiments.config import arch_of
+from experiments.sweep import TaskFailed
 from tests.events import load_events
 from tests.tolerances import AGREE_F32, CHAIN_AUTOGRAD, ROUNDING_F32, ROUNDING_F64, TRAJECTORY
 
@@ -82,9 +84,11 @@ def raise_value_error(job):
     raise ValueError(f"bad job {job}")
 
 
-def test_a_jobs_exception_is_job_failed():
-    with pytest.raises(harness.JobFailed, match="raise_value_error failed on job 0: ValueError: bad job 7"):
-        harness.parallel_map(raise_value_error, [7], workers=1)
+def test_a_jobs_exception_is_task_failed():
+    args = argparse.Namespace(workers=1, scheduler=None)
+    with pytest.raises(TaskFailed, match=r"raise_value_error failed on job 0 at this process \(pid \d+\): "
+                                         r"ValueError: bad job 7$"):
+        harness.parallel_map(raise_value_error, [7], args)
 
 
 @pytest.mark.slow

@@ -204,7 +204,7 @@ def test_from_runs_reuses_finished_training(tmp_path):
     checkpoint.save(os.path.join(run_dir, jobs.SNAPSHOTS),
                     {f"{i:04d}": s for i, s in enumerate(result.snapshots)})
     logdir = str(tmp_path / "tb")
-    # a lone run: two processes share its grid points (a ParallelEvaluator)
+    # a lone run: two local workers share its grid points (a SpreadEvaluator)
     assert cli.main([*TINY, "--from-runs", str(tmp_path / "runs"), "--logdir", logdir, "--workers", "2"]) == 0
     summary = json.load(open(os.path.join(logdir, "summary.json")))["runs"][0]
     assert summary["run"] == "lecun_normal-s3"

@@ -240,7 +240,7 @@ def main(argv=None):
     rows = gradient_rows(settings)
     harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - args.started:.1f} s)")
     harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
-    results = harness.parallel_map(train, training_jobs(settings), args.workers)
+    results = harness.parallel_map(train, training_jobs(settings), args)
     train_rows, curves = [r for r, _ in results], [c for _, c in results]
     harness.write_csv(f"{args.out}/chain_gradients.csv", rows)
     harness.write_csv(f"{args.out}/chain_training.csv", train_rows)

@@ -148,7 +148,7 @@ def main(argv=None):
     jobs = [{"settings": settings, "batch_size": bs, "run_dir": f"{args.out}/runs/batch-{bs}"}
             for bs in settings.batch_sizes]
     harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
-    results = harness.parallel_map(train_variant, jobs, args.workers)
+    results = harness.parallel_map(train_variant, jobs, args)
     curves, finals = [row for r in results for row in r[0]], [r[1] for r in results]
     harness.write_csv(f"{args.out}/gd_curves.csv", curves)
     harness.write_csv(f"{args.out}/gd_final.csv", finals)

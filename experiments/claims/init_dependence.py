@@ -175,16 +175,16 @@ def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     jobs = training_jobs(settings, f"{args.out}/runs")
     harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
-    with harness.Workers(args.workers) as pool:
+    with harness.workers(args) as sweep:
         harness.log(f"training {len(jobs)} networks")
-        results = pool.map(train_one, jobs)
+        results = harness.run(sweep, train_one, jobs)
         runs, finals = [r[0] for r in results], [r[1] for r in results]
         main_runs = [i for i, r in enumerate(runs) if r["activation"] == "relu" and not r["diverged"]]
         groups = {scheme: [(i, jobs[i]["cfg"], finals[i]) for i in main_runs if runs[i]["scheme"] == scheme]
                   for scheme in settings.schemes}
         todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps)
         harness.log(f"{len(todo)} straight paths between solutions")
-        paths = pool.map(solutions.straight_path, todo)
+        paths = harness.run(sweep, solutions.straight_path, todo)
     symmetry = [row for r in results for row in r[2]]
     dist = solutions.distances([finals[i] for i in main_runs])
     row_of = {run: row for row, run in enumerate(main_runs)}                          # run index -> dist row

@@ -131,15 +131,15 @@ def main(argv=None):
     harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     jobs = [{"settings": settings, "cfg": config(settings, width, seed), "run_dir": f"{args.out}/runs/w{width}-s{seed}"}
             for width in sorted(settings.widths, reverse=True) for seed in range(settings.seeds)]   # longest first
-    with harness.Workers(args.workers) as pool:
+    with harness.workers(args) as sweep:
         harness.log(f"training {len(jobs)} networks")
-        results = pool.map(train_one, jobs)
+        results = harness.run(sweep, train_one, jobs)
         runs, finals = [r[0] for r in results], [r[1] for r in results]
         groups = {width: [(i, jobs[i]["cfg"], finals[i]) for i, r in enumerate(runs)
                           if r["width"] == width and not r["diverged"]] for width in settings.widths}
         todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps)
         harness.log(f"{len(todo)} straight paths between solutions")
-        paths = pool.map(solutions.straight_path, todo)
+        paths = harness.run(sweep, solutions.straight_path, todo)
     pairs = pair_rows(runs, finals, todo, paths)
     table = per_width(runs, pairs, settings)
     harness.write_csv(f"{args.out}/overparam_runs.csv", runs)

@@ -1,6 +1,6 @@
 """`python -m experiments.landscape` (and `backprop-lab landscape`): loss landscapes across initializations."""
 import contextlib
-import dataclasses
+import functools
 import itertools
 import os
 import shutil
@@ -13,9 +13,11 @@ from experiments.backends import TRAINERS
 from experiments.config import Config, arch_of
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
-from experiments.landscape import curvature, jobs, parallel, partners, surfaces, tb
+from experiments.landscape import curvature, jobs, partners, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
 from experiments.lock import DirectoryLock
+from experiments.progress import Progress
+from experiments.sweep import SCHEDULER_ENV, Sweep, cores
 from manual.init import parse as parse_init
 
 
@@ -78,9 +80,14 @@ def parser(prog="python -m experiments.landscape"):
                         "PNGs in LOGDIR/png (default: runs/landscape)")
     p.add_argument("--train-dir", default=None,
                    help="where the training runs go (default: LOGDIR-train)")
-    p.add_argument("--workers", type=positive_int, default=parallel.cores(),
-                   help="worker processes: each takes one (scheme, seed) run at a time, or they share the grid "
-                        "points of a lone run (default: the number of cores)")
+    p.add_argument("--workers", type=positive_int, default=cores(),
+                   help="local worker processes (a Dask LocalCluster, one thread each; 1: everything in this "
+                        "process): each takes one (scheme, seed) run at a time, or they share the grid points of a "
+                        "lone run (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on the Dask cluster of this scheduler instead of local workers (its workers need the "
+                        "project installed and MNIST in their data directory); unreachable: exit 2 "
+                        f"(default: ${SCHEDULER_ENV}, else local workers)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete earlier results of the same runs first (their training runs and TensorBoard runs)")
     return p
@@ -179,20 +186,16 @@ def locks(settings, training):
     return held
 
 
-def run_all(todo, workers, bar):
-    """(landscape summaries, pair paths) of the runs in todo: in a pool of spawned processes taking one job
-    at a time, or, when there is work for only one, in this process with the workers sharing each evaluation."""
-    if min(workers, len(todo)) <= 1:
-        jobs.SINK = bar.update
-        done = [jobs.landscape({**job, "settings": dataclasses.replace(job["settings"], eval_workers=workers)})
-                for job in todo]
-        return done, dict(jobs.pair(job) for job in pair_jobs(done, todo[0]["settings"]))
-    workers = min(workers, len(todo))
-    processes, updates = parallel.pool(workers, jobs.init_worker, (max(1, parallel.cores() // workers),))
-    with parallel.closing(processes, updates):
-        done = parallel.wait(processes.map_async(jobs.landscape, todo), updates, bar.update)
-        paths = parallel.wait(processes.map_async(jobs.pair, pair_jobs(done, todo[0]["settings"])), updates,
-                              bar.update)
+def run_all(todo, sweep, bar):
+    """(landscape summaries, pair paths) of the runs in todo: one task per run on the sweep's workers, or, for a
+    lone run, in this process with the workers sharing its grid points; then one task per pair of runs."""
+    progress = Progress(bar.update)
+    if len(todo) == 1:
+        done = sweep.map(functools.partial(jobs.landscape, sweep=sweep), todo, progress, here=True)
+    else:
+        done = sweep.map(jobs.landscape, todo, progress)
+    paths = sweep.map(jobs.pair, pair_jobs(done, todo[0]["settings"]), progress)
+    progress.flush()
     return done, dict(paths)
 
 
@@ -239,9 +242,11 @@ def measure_all(p, args, settings, todo, outputs):
         pairs * kinds * len(alphas)
     bar = tqdm(total=total, desc="landscape", unit="pt", dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+    workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
     try:
-        done, paths = run_all(todo, args.workers, bar)
-    except Exception as err:   # a worker's failure, reported on one line (a divergence, a Ctrl-C in a training)
+        with Sweep(workers, args.scheduler, log=lambda line: bar.write(f"[sweep] {line}", file=sys.stderr)) as sweep:
+            done, paths = run_all(todo, sweep, bar)
+    except Exception as err:   # a task's failure (a divergence, a Ctrl-C in a training) or an unreachable --scheduler
         code, message = exits.code_of(err)
         print(f"{p.prog}: error: {type(err).__name__}: {message}", file=sys.stderr)
         return code
