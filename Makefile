@@ -39,8 +39,12 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_epoch.py
 	$(PY) benchmarks/bench_landscape.py
 
+# `make tensorboard LOGDIR=runs/mlp PORT=6007`: TensorBoard on http://127.0.0.1:PORT, serving LOGDIR
+LOGDIR ?= runs
+PORT   ?= 6006
+
 tensorboard: $(STAMP)
-	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host 127.0.0.1
 
 clean:
 	rm -rf $(VENV) runs

@@ -5,14 +5,15 @@ import os
 import shutil
 import sys
 
-from tqdm import tqdm
-
 from experiments.backends import TRAINERS
 from experiments.config import Config
+from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int
 from experiments.io import write_json
 from experiments.landscape import jobs, parallel, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
+from experiments.progress import FirstUpdateClock
+from experiments.train.loop import hparams_of
 
 
 def parser(prog="python -m experiments.landscape"):
@@ -22,7 +23,7 @@ def parser(prog="python -m experiments.landscape"):
                            "the straight path init -> solution, a filter-normalised random plane and the PCA plane "
                            "of the trajectory around the solution, sharpness, distance travelled, and the path and "
                            "barrier between every pair of solutions. Everything goes to TensorBoard under --logdir "
-                           "(open it with: tensorboard --logdir LOGDIR).")
+                           "(open it with: make tensorboard LOGDIR=LOGDIR).")
     p.add_argument("--inits", nargs="+", metavar="SCHEME",
                    help="initialization schemes to compare (manual.init names, e.g. kaiming_normal xavier_uniform "
                         "normal:0.01); default: kaiming_normal xavier_uniform")
@@ -35,7 +36,7 @@ def parser(prog="python -m experiments.landscape"):
     add_config_flags(p, skip=("backend", "init", "seed"))
     p.add_argument("--from-runs", nargs="+", metavar="DIR",
                    help="reuse finished training runs instead of training: run directories (config.json + "
-                        "final.npz, and snapshots.npz for the PCA plane) or folders holding them")
+                        "final.npz, and <backend>/snapshots.npz for the PCA plane) or folders holding them")
     p.add_argument("--snapshots-per-epoch", type=positive_int,
                    help="parameter snapshots kept per training epoch, for the PCA plane (default: 10)")
     p.add_argument("--resolution", type=positive_int, default=41,
@@ -160,8 +161,8 @@ def main(argv=None, prog="python -m experiments.landscape"):
     alphas = surfaces.path_alphas(settings.resolution - 1)
     pairs = len(todo) * (len(todo) - 1) // 2
     total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + pairs * len(alphas)
-    bar = tqdm(total=total, desc="landscape", unit="pt", dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+    bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
+                           bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
     try:
         done, paths = run_all(todo, args.workers, bar)
     except Exception as err:   # a worker's failure, reported on one line
@@ -169,26 +170,25 @@ def main(argv=None, prog="python -m experiments.landscape"):
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     bar.close()
-    report(settings, [d[0] for d in done], done[0][1].arch, paths, alphas)
+    report(settings, [d[0] for d in done], [d[1] for d in done], paths, alphas)
     return 0
 
 
-def report(settings, rows, arch, paths, alphas):
-    """The cross-initialization TensorBoard run, hparams per run, summary.json, and the table on stdout."""
+def report(settings, rows, cfgs, paths, alphas):
+    """The cross-initialization TensorBoard run, hparams per run (its training config), summary.json, and the
+    table on stdout."""
     barriers = {names: surfaces.barrier(path) for names, path in paths.items()}
     for row in rows:
         mine = [b for names, b in barriers.items() if row["run"] in names]
         row["worst_barrier"] = max(mine) if mine else float("nan")
     table = [{k: v for k, v in row.items() if k != "pngs"} for row in rows]
     tb.write_cross(settings.logdir, paths, table, alphas)
-    schemes = sorted({row["scheme"] for row in rows})
-    for row in rows:
-        metrics = {k: row[k] for k in ("final_loss", "final_accuracy", "sharpness", "distance", "worst_barrier")}
-        tb.write_hparams(settings.logdir, row["run"], {"scheme": row["scheme"], "seed": row["seed"], "arch": arch},
-                         metrics, {"scheme": schemes})
+    for row, cfg in zip(rows, cfgs):
+        tb.write_hparams(settings.logdir, row["run"], hparams_of(cfg, cfg.backends[0]),
+                         {k: row[k] for k in tb.HPARAMS_METRICS})
     write_json(os.path.join(settings.logdir, "summary.json"),
                {"runs": rows, "barriers": [{"a": a, "b": b, "barrier": v} for (a, b), v in barriers.items()]})
     print(tb.table(table))
     for (a, b), v in barriers.items():
         print(f"barrier {a} <-> {b}: {v:.4f}")
-    print(f"TensorBoard: tensorboard --logdir {settings.logdir}   (contour PNGs in {settings.logdir}/png)")
+    print(f"contour PNGs in {settings.logdir}/png\nTensorBoard: {serve_command(settings.logdir)}")

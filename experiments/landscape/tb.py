@@ -7,9 +7,20 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from experiments.events import add_session
+
 MAX_FACES = 65_536     # TensorBoard's mesh viewer limit
+MESH_HEIGHT = 0.8      # the mesh's loss axis spans [0, MESH_HEIGHT] over a [-1, 1]^2 plane: the bowl stands out
+MESH_CONFIG = {        # three.js settings of TensorBoard's mesh viewer (y is up): a view from above one corner
+    "camera": {"cls": "PerspectiveCamera", "fov": 50, "position": [1.9, 2.0, 2.6], "lookAt": [0, 0, 0]},
+    "lights": [{"cls": "AmbientLight", "color": "#ffffff", "intensity": 0.8},
+               {"cls": "DirectionalLight", "color": "#ffffff", "intensity": 0.6, "position": [1, 3, 2]}],
+    "material": {"cls": "MeshStandardMaterial", "roughness": 1, "metalness": 0, "side": 2},   # 2: both sides
+}
 ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
 CROSS = "cross_init"   # the run holding the results across initializations
+HPARAMS_METRICS = ("final_loss", "final_accuracy", "test_loss", "test_accuracy", "sharpness", "distance",
+                   "worst_barrier")   # a landscape run's columns in the hparams table (accuracies in percent)
 
 
 def writer(logdir, run):
@@ -26,28 +37,36 @@ def alpha_text(alphas):
 
 
 def add_path(w, name, path):
-    """One scalar per alpha of a 1-D path, step = index: loss as landscape/<name>, accuracy as landscape_accuracy/<name>."""
+    """One scalar per alpha of a 1-D path, step = index: loss as landscape/<name>, accuracy (%) as
+    landscape_accuracy/<name>."""
     for i, (loss, acc) in enumerate(zip(path["loss"], path["accuracy"])):
         w.add_scalar(f"landscape/{name}", loss, i)
-        w.add_scalar(f"landscape_accuracy/{name}", acc, i)
+        w.add_scalar(f"landscape_accuracy/{name}", 100 * acc, i)
 
 
 def mesh_arrays(surface, zmax=ZMAX):
-    """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, z = loss, F < MAX_FACES."""
+    """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, F < MAX_FACES, for a viewer
+    whose y axis is up: x and z = the plane's two axes scaled to [-1, 1] (the square of the contour figure),
+    y = the loss clipped at zmax, scaled to [0, MESH_HEIGHT]; the colour is the loss too (viridis)."""
     nx, ny = surface["loss"].shape
     stride = 1
     while 2 * math.ceil((nx - 1) / stride) * math.ceil((ny - 1) / stride) >= MAX_FACES:
         stride += 1
     ix, iy = np.unique(np.r_[0:nx:stride, nx - 1]), np.unique(np.r_[0:ny:stride, ny - 1])
     z = np.minimum(surface["loss"][np.ix_(ix, iy)], zmax)                           # (nx', ny')
-    gx, gy = np.meshgrid(surface["x"][ix], surface["y"][iy], indexing="ij")
-    vertices = np.stack([gx, gy, z], axis=-1).reshape(1, -1, 3).astype(np.float32)
-    height = (z - z.min()) / max(z.max() - z.min(), 1e-12)
+    height = (z - z.min()) / max(z.max() - z.min(), 1e-12)                           # (nx', ny') in [0, 1]
+    gx, gy = np.meshgrid(unit(surface["x"][ix]), unit(surface["y"][iy]), indexing="ij")
+    vertices = np.stack([gx, MESH_HEIGHT * height, -gy], axis=-1).reshape(1, -1, 3).astype(np.float32)
     colours = (colormaps["viridis"](height.ravel())[:, :3] * 255).astype(np.uint8)[None]
     k = np.arange(len(ix) * len(iy)).reshape(len(ix), len(iy))
     a, b, c, d = k[:-1, :-1].ravel(), k[1:, :-1].ravel(), k[:-1, 1:].ravel(), k[1:, 1:].ravel()
     faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])[None].astype(np.int32)
     return vertices, colours, faces
+
+
+def unit(values):
+    """values mapped linearly onto [-1, 1]."""
+    return 2 * (values - values.min()) / max(values.max() - values.min(), 1e-12) - 1
 
 
 def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
@@ -74,7 +93,7 @@ def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
 def add_surface(w, tag, surface, figure, png):
     """A surface as a mesh and a contour figure, the figure also saved as png."""
     vertices, colours, faces = mesh_arrays(surface)
-    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces)
+    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces, config_dict=MESH_CONFIG)
     os.makedirs(os.path.dirname(png), exist_ok=True)
     figure.savefig(png)
     w.add_figure(tag, figure)
@@ -87,18 +106,18 @@ def write_run(logdir, run, result):
         add_path(w, "interp_init_final", result["interp"])
         w.add_text("landscape/alpha_grid", alpha_text(result["interp"]["alpha"]))
         surf = result["surface"]
-        add_surface(w, "landscape/surface", surf,
+        add_surface(w, f"surface/{run}", surf,
                     contour_figure(surf, f"{run}: random filter-normalised plane", "alpha (direction 1)",
                                    "beta (direction 2)"), pngs["surface"])
         if result.get("pca"):
             pca = result["pca"]
             x, y = (f"PC{i + 1} ({100 * e:.1f}% of variance)" for i, e in enumerate(pca["explained"]))
-            add_surface(w, "landscape/pca_surface", pca,
+            add_surface(w, f"pca_surface/{run}", pca,
                         contour_figure(pca, f"{run}: trajectory on its PCA plane", x, y, path=pca["path"]),
                         pngs["pca"])
         else:
             del pngs["pca"]
-            w.add_text("landscape/pca_surface", result["pca_skipped"])
+            w.add_text(f"pca_surface/{run}", result["pca_skipped"])
         for when in ("init", "final"):
             for name, value in result[when].items():
                 w.add_histogram(f"weights_{when}/{name}", value, 0)
@@ -106,16 +125,24 @@ def write_run(logdir, run, result):
 
 
 def pair_name(a, b):
-    return f"interp_pair/{a}_{b}"
+    """The tag (after landscape/) of the path between solutions a and b, short enough for a card title."""
+    return f"pair/{a}~{b}"
 
 
 def table(rows):
-    """A markdown table of the run summaries."""
+    """A markdown table of the run summaries, accuracies in percent."""
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
-        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+        lines.append("| " + " | ".join(cell(k, v) for k, v in row.items()) + " |")
     return "\n".join(lines)
+
+
+def cell(key, value):
+    """One table cell: an accuracy (a fraction) in percent, another float to 4 significant digits."""
+    if key.endswith("accuracy"):
+        return f"{100 * value:.2f}%"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def write_cross(logdir, pairs, rows, alphas):
@@ -127,8 +154,7 @@ def write_cross(logdir, pairs, rows, alphas):
         w.add_text("landscape/runs", table(rows))
 
 
-def write_hparams(logdir, run, hparams, metrics, domains):
-    """add_hparams into the run's own directory, so the hparams table has one row per (scheme, seed)."""
+def write_hparams(logdir, run, hparams, metrics):
+    """The run's row of the hparams table: hparams, and metrics as hparams/<name> scalars (events.add_session)."""
     with writer(logdir, run) as w:
-        w.add_hparams(hparams, {f"hparams/{k}": v for k, v in metrics.items()}, hparam_domain_discrete=domains,
-                      run_name=".")
+        add_session(w, hparams, {k: 100 * v if k.endswith("accuracy") else v for k, v in metrics.items()}, 0)

@@ -1,5 +1,6 @@
 """`python -m experiments.train` (and `backprop-lab train`): flags -> Config -> the training loop."""
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -8,6 +9,7 @@ from experiments import checkpoint
 from experiments.backends import Diverged
 from experiments.config import Config
 from experiments.data import DataError
+from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, config_values
 from experiments.train.loop import Interrupted, train_and_evaluate
 
@@ -91,7 +93,8 @@ def main(argv=None, prog="python -m experiments.train"):
             p.error(f"{run_dir} holds a run already: --resume it, pass --overwrite, or choose another --run-dir")
         shutil.rmtree(run_dir)
     try:
-        results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+        results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet,
+                                     say=functools.partial(print, flush=True))
     except Diverged as err:
         print(f"error: training diverged at {err}; the last good checkpoint is kept in {run_dir}", file=sys.stderr)
         return 3
@@ -102,5 +105,5 @@ def main(argv=None, prog="python -m experiments.train"):
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(summary(results))
-    print(f"run directory: {run_dir}  (TensorBoard: make tensorboard, or tensorboard --logdir {run_dir})")
+    print(f"run directory: {run_dir}\nTensorBoard: {serve_command(run_dir)}")
     return 0
