@@ -36,12 +36,12 @@ def alpha_text(alphas):
     return f"Step = index into the alpha grid; weights = start + alpha (end - start).\n\n| step | alpha |\n|---|---|\n{rows}"
 
 
-def add_path(w, name, path):
-    """One scalar per alpha of a 1-D path, step = index: loss as landscape/<name>, accuracy (%) as
-    landscape_accuracy/<name>."""
+def add_path(w, group, name, path):
+    """One scalar per alpha of a 1-D path, step = index: loss as <group>/<name>, accuracy (%) as
+    <group>_accuracy/<name>."""
     for i, (loss, acc) in enumerate(zip(path["loss"], path["accuracy"])):
-        w.add_scalar(f"landscape/{name}", loss, i)
-        w.add_scalar(f"landscape_accuracy/{name}", 100 * acc, i)
+        w.add_scalar(f"{group}/{name}", loss, i)
+        w.add_scalar(f"{group}_accuracy/{name}", 100 * acc, i)
 
 
 def mesh_arrays(surface, zmax=ZMAX):
@@ -103,7 +103,7 @@ def write_run(logdir, run, result):
     """Everything one (scheme, seed) run logs; returns the PNG paths."""
     pngs = {kind: os.path.join(logdir, "png", f"{run}_{kind}.png") for kind in ("surface", "pca")}
     with writer(logdir, run) as w:
-        add_path(w, "interp_init_final", result["interp"])
+        add_path(w, "landscape", "interp_init_final", result["interp"])
         w.add_text("landscape/alpha_grid", alpha_text(result["interp"]["alpha"]))
         surf = result["surface"]
         add_surface(w, f"surface/{run}", surf,
@@ -124,9 +124,10 @@ def write_run(logdir, run, result):
     return pngs
 
 
-def pair_name(a, b):
-    """The tag (after landscape/) of the path between solutions a and b, short enough for a card title."""
-    return f"pair/{a}~{b}"
+def pair_name(b):
+    """The name (tag pair/<name>, in run a) of the path from a's solution to b's: short enough for a card title,
+    and one card per solution b gathers the paths from every other one (the run's colour says which)."""
+    return f"to_{b}"
 
 
 def table(rows):
@@ -146,10 +147,18 @@ def cell(key, value):
 
 
 def write_cross(logdir, pairs, rows, alphas):
-    """The cross-initialization run: one scalar path per pair of solutions, the alpha grid, the runs table."""
+    """The paths between solutions, both ways, in the runs they start from (alpha 0 = the run's own solution; the
+    grid is symmetric about 1/2, so the way back is the path reversed); the 'cross_init' run: the alpha grid and
+    the runs table."""
+    starts = {}
+    for (a, b), path in pairs.items():
+        starts.setdefault(a, {})[b] = path
+        starts.setdefault(b, {})[a] = {"loss": path["loss"][::-1], "accuracy": path["accuracy"][::-1]}
+    for run, ends in starts.items():
+        with writer(logdir, run) as w:
+            for b, path in ends.items():
+                add_path(w, "pair", pair_name(b), path)
     with writer(logdir, CROSS) as w:
-        for (a, b), path in pairs.items():
-            add_path(w, pair_name(a, b), path)
         w.add_text("landscape/alpha_grid", alpha_text(alphas))
         w.add_text("landscape/runs", table(rows))
 
