@@ -73,6 +73,8 @@ class Browser:
         self.writer, self.reader, self.buffer = os.fdopen(from_us, "wb"), os.fdopen(to_us, "rb"), b""
         page = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
         self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        self.send("Emulation.setDeviceMetricsOverride", width=self.size[0], height=self.size[1], deviceScaleFactor=1,
+                  mobile=False)
         return self
 
     def __exit__(self, *exc):

@@ -32,7 +32,7 @@ def test_smoke_both_backends_log_every_tag(tmp_path):
     results = train_and_evaluate(Config(backend="both", **SMALL), str(tmp_path), quiet=True)
     assert set(results) == {"manual", "torch"}
     for name in ("manual", "torch"):
-        acc = load_events(tmp_path / name)  # add_hparams writes its own file in the same directory
+        acc = load_events(tmp_path / name)
         scalars = set(acc.Tags()["scalars"])
         assert {"train/loss", "train/lr", "test/loss", "test/accuracy", "time/epoch_seconds"} <= scalars
         assert {"grad_norm/0.weight", "grad_norm/4.bias"} <= scalars

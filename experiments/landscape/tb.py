@@ -18,6 +18,7 @@ MESH_CONFIG = {        # three.js settings of TensorBoard's mesh viewer (y is up
     "material": {"cls": "MeshStandardMaterial", "roughness": 1, "metalness": 0, "side": 2},   # 2: both sides
 }
 ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
+LOSS_FLOOR = 1e-4      # the smallest loss the log scales (mesh height, contour colours) show
 CROSS = "cross_init"   # the run holding the results across initializations
 HPARAMS_METRICS = ("final_loss", "final_accuracy", "test_loss", "test_accuracy", "sharpness", "distance",
                    "worst_barrier")   # a landscape run's columns in the hparams table (accuracies in percent)
@@ -47,13 +48,14 @@ def add_path(w, group, name, path):
 def mesh_arrays(surface, zmax=ZMAX):
     """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, F < MAX_FACES, for a viewer
     whose y axis is up: x and z = the plane's two axes scaled to [-1, 1] (the square of the contour figure),
-    y = the loss clipped at zmax, scaled to [0, MESH_HEIGHT]; the colour is the loss too (viridis)."""
+    y = the log of the loss clipped at zmax, scaled to [0, MESH_HEIGHT]; the colour follows it (viridis), as the
+    contour figure's log colour scale does."""
     nx, ny = surface["loss"].shape
     stride = 1
     while 2 * math.ceil((nx - 1) / stride) * math.ceil((ny - 1) / stride) >= MAX_FACES:
         stride += 1
     ix, iy = np.unique(np.r_[0:nx:stride, nx - 1]), np.unique(np.r_[0:ny:stride, ny - 1])
-    z = np.minimum(surface["loss"][np.ix_(ix, iy)], zmax)                           # (nx', ny')
+    z = np.log(np.clip(surface["loss"][np.ix_(ix, iy)], LOSS_FLOOR, zmax))                # (nx', ny')
     height = (z - z.min()) / max(z.max() - z.min(), 1e-12)                           # (nx', ny') in [0, 1]
     gx, gy = np.meshgrid(unit(surface["x"][ix]), unit(surface["y"][iy]), indexing="ij")
     vertices = np.stack([gx, MESH_HEIGHT * height, -gy], axis=-1).reshape(1, -1, 3).astype(np.float32)
@@ -74,7 +76,7 @@ def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
     fig = Figure(figsize=(6, 5), dpi=100)
     ax = fig.add_subplot()
     loss = np.minimum(surface["loss"], zmax).T                                          # (ny, nx) for contourf
-    lo = max(float(loss.min()), 1e-4)
+    lo = max(float(loss.min()), LOSS_FLOOR)
     levels = np.geomspace(lo, max(float(loss.max()), lo * 1.01), 25)
     filled = ax.contourf(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels, norm=LogNorm(), cmap="viridis")
     ax.contour(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels[::3], colors="white",
