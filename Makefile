@@ -39,8 +39,14 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_epoch.py
 	$(PY) benchmarks/bench_landscape.py
 
+# `make tensorboard LOGDIR=runs/mlp PORT=6007`: TensorBoard on http://127.0.0.1:PORT, serving LOGDIR. The link
+# it prints sets smoothing to 0: per-epoch charts have a handful of points, which the default 0.6 distorts.
+LOGDIR ?= runs
+PORT   ?= 6006
+
 tensorboard: $(STAMP)
-	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1
+	@echo "open http://127.0.0.1:$(PORT)/?smoothing=0 (raise Smoothing in Settings for the per-step train/loss)"
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR) --port $(PORT) --host 127.0.0.1
 
 clean:
 	rm -rf $(VENV) runs

@@ -104,6 +104,18 @@ def with_loss(net, mod, x, target, loss="cross_entropy", reduction="sum"):
     return agree(net, mod, x, head)
 
 
+def gradient_error(arch, state, x, y, reduction):
+    """The largest relative error (relative_no_floor) between manual and autograd parameter gradients of the
+    cross-entropy on (x, y) at the weights state: both nets loaded with state, in eval mode (no dropout)."""
+    dtype = x.dtype.name
+    net = manual.build(arch, init="zeros", dtype=dtype).eval()
+    net.load_state_dict(state)
+    mod = torch_ref.build(arch, dtype=dtype).eval()
+    mod.load_state_dict(torch_ref.from_numpy(state))
+    rows = with_loss(net, mod, x, y, reduction=reduction)
+    return max(r.rel for r in rows if r.name.endswith(".grad") and r.name != "input.grad")
+
+
 def input_shape(arch, batch_size, image_size=28):
     """Input shape for an arch: (N, in_features) before a Linear, (N, C, size, size) before a Conv2d."""
     for layer in arch:

@@ -1,8 +1,14 @@
-"""TensorBoard event files without torch: the scalars, histograms and hparams the training loop writes.
+"""TensorBoard event files without torch: the scalars, histograms and hparams the training loop writes; the
+hparams table's sessions for any writer.
 
 torch.utils.tensorboard.SummaryWriter imports torch (5 s on a busy machine); a manual-only run and the claims
 workers write through this instead, with TensorBoard's own file writer and protocol buffers.
 """
+import math
+import os
+import sys
+import time
+
 import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
@@ -10,17 +16,48 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 HISTOGRAM_BINS = 30
+METRIC_PREFIX = "hparams/"   # the scalar tags of the hparams table's metric columns, training and landscape alike
 
 
 def hparams_summary(tag, **content):
-    """A Summary holding one piece of the hparams plugin's data (experiment, session start or end)."""
+    """A Summary holding one piece of the hparams plugin's data (a session's start or end)."""
     data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
     plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
     return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
+def session_summaries(hparams):
+    """The hparams plugin's session start (hparams: str or number values) and end (success) of one run."""
+    start = plugin_data_pb2.SessionStartInfo()
+    for name, value in hparams.items():
+        if isinstance(value, str):
+            start.hparams[name].string_value = value
+        else:
+            start.hparams[name].number_value = value
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
+    return [hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start),
+            hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end)]
+
+
+def add_session(writer, hparams, metrics, step):
+    """One row of TensorBoard's hparams table in writer's run (an EventWriter or torch's SummaryWriter): the
+    session's hparams, and metrics {name: value} as scalars METRIC_PREFIX + name (non-finite ones left out).
+
+    No experiment tag: the hparams plugin shows the first experiment tag it finds and nothing else, so training
+    and landscape runs under one logdir would hide each other's columns; without one it builds the table from
+    every session (the union of their hparams) and the sessions' scalar tags.
+    """
+    file = writer.file if isinstance(writer, EventWriter) else writer._get_file_writer()   # no public add_summary
+    for summary in session_summaries(hparams):
+        file.add_event(Event(summary=summary, step=step, wall_time=time.time()))
+    for name, value in metrics.items():
+        if math.isfinite(value):
+            writer.add_scalar(METRIC_PREFIX + name, value, step)
+
+
 class EventWriter:
-    """An event file in logdir, written like SummaryWriter (add_scalar, add_histogram, add_hparams, flush, close).
+    """An event file in logdir, written like SummaryWriter (add_scalar, add_histogram, flush, close; hparams by
+    add_session).
 
     purge_step: TensorBoard drops the events at and after this step that earlier files hold (a resumed run).
     """
@@ -32,7 +69,7 @@ class EventWriter:
 
     def add_summary(self, summary, step):
         """Write one Summary at step."""
-        self.file.add_event(Event(summary=summary, step=step))
+        self.file.add_event(Event(summary=summary, step=step, wall_time=time.time()))
 
     def add_scalar(self, tag, value, step):
         """One point of the scalar series tag."""
@@ -47,28 +84,16 @@ class EventWriter:
                                    bucket=[0, *counts.tolist()])   # TensorBoard reads right edges: an empty first bin
         self.add_summary(Summary(value=[Summary.Value(tag=tag, histo=histogram)]), step)
 
-    def add_hparams(self, hparams, metrics, step):
-        """One row of TensorBoard's hparams table: hparams (str or number values) and metrics {tag: value}."""
-        infos, start = [], plugin_data_pb2.SessionStartInfo()
-        for name, value in hparams.items():
-            if isinstance(value, str):
-                start.hparams[name].string_value = value
-                kind = "DATA_TYPE_STRING"
-            else:
-                start.hparams[name].number_value = value
-                kind = "DATA_TYPE_FLOAT64"
-            infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind)))
-        experiment = api_pb2.Experiment(hparam_infos=infos,
-                                        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metrics])
-        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
-        self.add_summary(hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment), step)
-        self.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start), step)
-        self.add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end), step)
-        for tag, value in metrics.items():
-            self.add_scalar(tag, value, step)
-
     def flush(self):
         self.file.flush()
 
     def close(self):
         self.file.close()
+
+
+def serve_command(logdir):
+    """The command that serves logdir in TensorBoard: `make tensorboard` in a checkout, or the tensorboard
+    installed beside this Python (bare `tensorboard` is not on PATH in a venv that is not activated)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    relative = os.path.relpath(exe)
+    return f"make tensorboard LOGDIR={logdir}   (or {exe if relative.startswith('..') else relative} --logdir {logdir})"

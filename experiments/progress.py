@@ -1,5 +1,8 @@
-"""Progress reported in lumps: fractions of work collected and handed to a sink (a bar's update, a queue's put)."""
+"""Progress reported in lumps: fractions of work collected and handed to a sink (a bar's update, a queue's put);
+a bar whose clock starts with the work it counts."""
 import time
+
+from tqdm import tqdm
 
 
 class Progress:
@@ -18,3 +21,13 @@ class Progress:
         if self.sink and self.pending:
             self.sink(self.pending)
         self.pending, self.last = 0.0, time.monotonic()
+
+
+class FirstUpdateClock(tqdm):
+    """A tqdm bar whose clock starts at its first update: work done before it (the trainings before a landscape's
+    first point) would make the first rate tiny and the first ETA hours long."""
+
+    def update(self, n=1):
+        if not self.n and n:
+            self.reset()
+        return super().update(n)

@@ -155,7 +155,7 @@ def test_meshes_stay_under_the_face_limit():
     surface = {"x": xs, "y": xs, "loss": np.add.outer(xs ** 2, xs ** 2) * 20}
     vertices, colours, faces = tb.mesh_arrays(surface)
     assert faces.shape[1] < tb.MAX_FACES and faces.max() < vertices.shape[1] and colours.dtype == np.uint8
-    assert vertices[0, :, 2].max() == tb.ZMAX
+    assert vertices[0, :, 1].max() == pytest.approx(tb.MESH_HEIGHT)     # the clipped loss, scaled, is the height
 
 
 TINY = ["--resolution", "5", "--eval-samples", "64", "--sharpness-dirs", "2"]
@@ -176,17 +176,18 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
         steps = [e.step for e in acc.Scalars("landscape/interp_init_final")]
         assert steps == list(range(7))
         assert {"hparams/final_loss", "hparams/sharpness", "hparams/distance", "hparams/worst_barrier"} <= set(scalars)
-        assert set(acc.Tags()["images"]) == {"landscape/surface", "landscape/pca_surface", "curvature/density"}
+        assert set(acc.Tags()["images"]) == {f"surface/{run}", f"pca_surface/{run}", "curvature/density"}
         mesh = acc.PluginTagToContent("mesh")
-        assert {"landscape/surface_VERTEX", "landscape/surface_FACE", "landscape/surface_COLOR",
-                "landscape/pca_surface_VERTEX"} <= set(mesh)
-        vertices = acc.Tensors("landscape/surface_VERTEX")[0].tensor_proto
+        assert {f"surface/{run}_VERTEX", f"surface/{run}_FACE", f"surface/{run}_COLOR",
+                f"pca_surface/{run}_VERTEX"} <= set(mesh)
+        vertices = acc.Tensors(f"surface/{run}_VERTEX")[0].tensor_proto
         assert [d.size for d in vertices.tensor_shape.dim] == [1, 25, 3]
-        assert set(acc.PluginTagToContent("hparams")) >= {"_hparams_/experiment", "_hparams_/session_start_info"}
+        assert set(acc.PluginTagToContent("hparams")) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+        assert {"hparams/test_accuracy", "hparams/final_accuracy"} <= set(scalars)
         assert "weights_init/0.weight" in acc.Tags()["histograms"]
         assert os.path.isfile(os.path.join(logdir, "png", f"{run}_pca.png"))
-    cross = load_events(os.path.join(logdir, tb.CROSS))
-    assert "landscape/interp_pair/kaiming_normal-s0_xavier_uniform-s0" in cross.Tags()["scalars"]
+    assert "pair/to_xavier_uniform-s0" in load_events(os.path.join(logdir, runs[0])).Tags()["scalars"]
+    assert "pair/to_kaiming_normal-s0" in load_events(os.path.join(logdir, runs[1])).Tags()["scalars"]
     summary = json.load(open(os.path.join(logdir, "summary.json")))
     assert [r["run"] for r in summary["runs"]] == runs and len(summary["barriers"]) == 1
     out = capsys.readouterr().out
@@ -200,9 +201,8 @@ def test_from_runs_reuses_finished_training(tmp_path):
     cfg = Config(backend="manual", init="lecun_normal", seed=3, epochs=1, limit_train=128, batch_size=32,
                  dtype="float64")
     run_dir = str(tmp_path / "runs" / "one")
-    result = train_and_evaluate(cfg, run_dir, snapshots_per_epoch=4, quiet=True)["manual"]
-    checkpoint.save(os.path.join(run_dir, jobs.SNAPSHOTS),
-                    {f"{i:04d}": s for i, s in enumerate(result.snapshots)})
+    train_and_evaluate(cfg, run_dir, snapshots_per_epoch=4, quiet=True)
+    assert os.listdir(run_dir).count(jobs.SNAPSHOTS) == 0   # stored once, in manual/, where jobs.finished reads them
     logdir = str(tmp_path / "tb")
     # a lone run: two local workers share its grid points (a SpreadEvaluator)
     assert cli.main([*TINY, "--from-runs", str(tmp_path / "runs"), "--logdir", logdir, "--workers", "2"]) == 0
@@ -212,7 +212,7 @@ def test_from_runs_reuses_finished_training(tmp_path):
     x, y = mnist("mlp", n=64)
     expected = Evaluator(spec.get("mlp"), x, y)(final)[0][0]
     assert summary["final_loss"] == pytest.approx(expected, rel=ROUNDING_F64["rtol"])
-    assert "landscape/pca_surface" in load_events(os.path.join(logdir, "lecun_normal-s3")).Tags()["images"]
+    assert "pca_surface/lecun_normal-s3" in load_events(os.path.join(logdir, "lecun_normal-s3")).Tags()["images"]
 
 
 @pytest.mark.parametrize("argv, message", [

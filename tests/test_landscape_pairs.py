@@ -98,20 +98,24 @@ def test_tensorboard_holds_the_new_scalars_hparams_charts_and_pngs(landscape):
         assert [e.step for e in lam] == [0, 1]
         assert [e.value for e in lam] == pytest.approx([row["lambda_max_init"], row["lambda_max"]], rel=1e-6)
         assert "curvature/density" in acc.Tags()["images"]
-        assert [e.step for e in acc.Images("landscape/surface")] == [0, 1]        # redrawn with the partner
+        assert [e.step for e in acc.Images(f"surface/{row['run']}")] == [0, 1]    # redrawn with the partner
         for name in (f"{row['run']}_density.png", f"{row['run']}_surface.png"):
             assert os.path.getsize(os.path.join(logdir, "png", name)) > 0
-    cross = load_events(os.path.join(logdir, tb.CROSS))
-    pair = tb.pair_name(*RUNS).split("/", 1)[1]
-    raw = cross.Scalars(f"landscape/{tb.pair_name(*RUNS)}")
+    a, b = RUNS
+    start = load_events(os.path.join(logdir, a))
+    raw = start.Scalars(f"pair/{tb.pair_name(b)}")
     for kind in ("aligned", "aligned_weight", "aligned_activation", "bezier"):
-        path = cross.Scalars(f"landscape/interp_pair_{kind}/{pair}")
+        path = start.Scalars(f"{tb.path_group(kind)}/{tb.pair_name(b)}")
         assert [e.step for e in path] == [e.step for e in raw]
-    bezier = cross.Scalars(f"landscape/interp_pair_bezier/{pair}")
+    bezier = start.Scalars(f"pair_bezier/{tb.pair_name(b)}")
     ends = [1, 5]                                               # alpha 0 and 1 on the 5-point grid's path
     np.testing.assert_allclose([bezier[i].value for i in ends], [raw[i].value for i in ends], rtol=1e-6)
+    back = load_events(os.path.join(logdir, b)).Scalars(f"pair_bezier/{tb.pair_name(a)}")   # the way back, reversed
+    np.testing.assert_allclose([e.value for e in back], [e.value for e in bezier][::-1], rtol=1e-6)
+    cross = load_events(os.path.join(logdir, tb.CROSS))
+    pair = f"{a}_{b}"
     assert "custom_scalars__config__" in cross.Tags()["tensors"]
-    assert f"landscape/paths/{pair}" in cross.Tags()["images"]
+    assert f"paths/{pair}" in cross.Tags()["images"]
     assert os.path.getsize(os.path.join(logdir, "png", f"pair_{pair}.png")) > 0
 
 

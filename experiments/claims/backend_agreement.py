@@ -41,12 +41,12 @@ def predictions(arch, state, x, dtype):
 
 
 def logged_epoch_diffs(run_dir):
-    """[(step, value)] of agreement/max_param_diff that train_and_evaluate logged per epoch, read back."""
+    """[(step, value)] of agreement/param_drift that train_and_evaluate logged per epoch, read back."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(os.path.join(run_dir, "manual"), size_guidance={"scalars": 0})
     acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars("agreement/max_param_diff")]
+    return [(e.step, e.value) for e in acc.Scalars("agreement/param_drift")]
 
 
 def compare(job):

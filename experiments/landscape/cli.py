@@ -6,18 +6,18 @@ import os
 import shutil
 import sys
 
-from tqdm import tqdm
-
 from experiments import exits
 from experiments.backends import TRAINERS
 from experiments.config import Config, arch_of
+from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
 from experiments.landscape import curvature, jobs, partners, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
 from experiments.lock import DirectoryLock
-from experiments.progress import Progress
+from experiments.progress import FirstUpdateClock, Progress
 from experiments.sweep import SCHEDULER_ENV, Sweep, cores
+from experiments.train.loop import hparams_of
 from manual.init import parse as parse_init
 
 
@@ -28,7 +28,7 @@ def parser(prog="python -m experiments.landscape"):
                            "the straight path init -> solution, a filter-normalised random plane and the PCA plane "
                            "of the trajectory around the solution, sharpness, distance travelled, and the path and "
                            "barrier between every pair of solutions. Everything goes to TensorBoard under --logdir "
-                           "(open it with: tensorboard --logdir LOGDIR).")
+                           "(open it with: make tensorboard LOGDIR=LOGDIR).")
     p.add_argument("--inits", nargs="+", metavar="SCHEME",
                    help="initialization schemes to compare (manual.init names, e.g. kaiming_normal xavier_uniform "
                         "normal:0.01); default: kaiming_normal xavier_uniform")
@@ -41,7 +41,7 @@ def parser(prog="python -m experiments.landscape"):
     add_config_flags(p, skip=("backend", "init", "seed"))
     p.add_argument("--from-runs", nargs="+", metavar="DIR",
                    help="reuse finished training runs instead of training: run directories (config.json + "
-                        "final.npz, and snapshots.npz for the PCA plane) or folders holding them")
+                        "final.npz, and <backend>/snapshots.npz for the PCA plane) or folders holding them")
     p.add_argument("--snapshots-per-epoch", type=positive_int,
                    help="parameter snapshots kept per training epoch, for the PCA plane (default: 10)")
     p.add_argument("--resolution", type=positive_int, default=41,
@@ -240,8 +240,8 @@ def measure_all(p, args, settings, todo, outputs):
     kinds = 1 + len(jobs.ALIGNMENTS[settings.align]) + bool(settings.bezier_steps)   # paths per pair
     total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
         pairs * kinds * len(alphas)
-    bar = tqdm(total=total, desc="landscape", unit="pt", dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+    bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
+                           bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
     workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
     try:
         with Sweep(workers, args.scheduler, log=lambda line: bar.write(f"[sweep] {line}", file=sys.stderr)) as sweep:
@@ -308,7 +308,7 @@ def draw_partners(settings, done, records, barriers):
 
 def report(settings, done, records, alphas):
     """The cross-initialization TensorBoard run, hparams per run, summary.json, and the table on stdout."""
-    rows, arch = [d[0] for d in done], done[0][1].arch
+    rows = [d[0] for d in done]
     barriers = {names: pair_barriers(r["paths"]) for names, r in records.items()}
     kinds = ["barrier", *(["barrier_aligned"] if jobs.ALIGNMENTS[settings.align] else []),
              *(["barrier_bezier"] if settings.bezier_steps else [])]
@@ -324,13 +324,10 @@ def report(settings, done, records, alphas):
     if barriers:
         tb.write_pairs(settings.logdir, {names: pair_paths(r["paths"], barriers[names])
                                          for names, r in records.items()}, barriers)
-    schemes = sorted({row["scheme"] for row in rows})
-    for row in rows:
-        keys = ("final_loss", "final_accuracy", "sharpness", "distance", *(f"worst_{k}" for k in kinds),
-                *CURVATURE_METRICS)
-        metrics = {k: row[k] for k in keys if k in row}
-        tb.write_hparams(settings.logdir, row["run"], {"scheme": row["scheme"], "seed": row["seed"], "arch": arch},
-                         metrics, {"scheme": schemes})
+    for row, (_, cfg, _) in zip(rows, done):
+        keys = (*tb.HPARAMS_METRICS, *(f"worst_{k}" for k in kinds[1:]), *CURVATURE_METRICS)
+        tb.write_hparams(settings.logdir, row["run"], hparams_of(cfg, cfg.backends[0]),
+                         {k: row[k] for k in keys if k in row})
     write_json(os.path.join(settings.logdir, "summary.json"),
                {"runs": rows, "barrier_definition": tb.BARRIER, "partners": positions,
                 "barriers": [{"a": a, "b": b, **v} for (a, b), v in barriers.items()]})
@@ -343,4 +340,4 @@ def report(settings, done, records, alphas):
             found.append(f"{v['barrier_bezier']:.4f} along the Bezier curve")
         print(f"barrier {a} <-> {b}: {', '.join(found)}")
     print(f"({tb.BARRIER})")
-    print(f"TensorBoard: tensorboard --logdir {settings.logdir}   (contour PNGs in {settings.logdir}/png)")
+    print(f"contour PNGs in {settings.logdir}/png\nTensorBoard: {serve_command(settings.logdir)}")

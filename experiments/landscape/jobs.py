@@ -123,7 +123,7 @@ def finished(run_dir):
     cfg = finished_config(run_dir)
     init = manual.build(arch_of(cfg), init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
     final = checkpoint.load_arrays(os.path.join(run_dir, "final.npz"))
-    path = os.path.join(run_dir, SNAPSHOTS)
+    path = os.path.join(run_dir, cfg.backends[0], SNAPSHOTS)
     snapshots = [g for _, g in sorted(checkpoint.load(path).items())] if os.path.exists(path) else [init, final]
     return cfg, init, final, snapshots
 

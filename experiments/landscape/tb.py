@@ -10,13 +10,23 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
+from experiments.events import add_session
+from experiments.io import write_atomic
 from experiments.landscape.partners import ON_PLANE
 
-from experiments.io import write_atomic
-
 MAX_FACES = 65_536     # TensorBoard's mesh viewer limit
+MESH_HEIGHT = 0.8      # the mesh's loss axis spans [0, MESH_HEIGHT] over a [-1, 1]^2 plane: the bowl stands out
+MESH_CONFIG = {        # three.js settings of TensorBoard's mesh viewer (y is up): a view from above one corner
+    "camera": {"cls": "PerspectiveCamera", "fov": 50, "position": [1.9, 2.0, 2.6], "lookAt": [0, 0, 0]},
+    "lights": [{"cls": "AmbientLight", "color": "#ffffff", "intensity": 0.8},
+               {"cls": "DirectionalLight", "color": "#ffffff", "intensity": 0.6, "position": [1, 3, 2]}],
+    "material": {"cls": "MeshStandardMaterial", "roughness": 1, "metalness": 0, "side": 2},   # 2: both sides
+}
 ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
+LOSS_FLOOR = 1e-4      # the smallest loss the log scales (mesh height, contour colours) show
 CROSS = "cross_init"   # the run holding the results across initializations
+HPARAMS_METRICS = ("final_loss", "final_accuracy", "test_loss", "test_accuracy", "sharpness", "distance",
+                   "worst_barrier")   # a landscape run's columns in the hparams table (accuracies in percent)
 
 
 def writer(logdir, run):
@@ -32,24 +42,28 @@ def alpha_text(alphas):
     return f"Step = index into the alpha grid; weights = start + alpha (end - start).\n\n| step | alpha |\n|---|---|\n{rows}"
 
 
-def add_path(w, name, path):
-    """One scalar per alpha of a 1-D path, step = index: loss as landscape/<name>, accuracy as landscape_accuracy/<name>."""
+def add_path(w, group, name, path):
+    """One scalar per alpha of a 1-D path, step = index: loss as <group>/<name>, accuracy (%) as
+    <group>_accuracy/<name>."""
     for i, (loss, acc) in enumerate(zip(path["loss"], path["accuracy"])):
-        w.add_scalar(f"landscape/{name}", loss, i)
-        w.add_scalar(f"landscape_accuracy/{name}", acc, i)
+        w.add_scalar(f"{group}/{name}", loss, i)
+        w.add_scalar(f"{group}_accuracy/{name}", 100 * acc, i)
 
 
 def mesh_arrays(surface, zmax=ZMAX):
-    """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, z = loss, F < MAX_FACES."""
+    """(vertices (1, V, 3), colours (1, V, 3) uint8, faces (1, F, 3)) of a surface, F < MAX_FACES, for a viewer
+    whose y axis is up: x and z = the plane's two axes scaled to [-1, 1] (the square of the contour figure),
+    y = the log of the loss clipped at zmax, scaled to [0, MESH_HEIGHT]; the colour follows it (viridis), as the
+    contour figure's log colour scale does."""
     nx, ny = surface["loss"].shape
     stride = 1
     while 2 * math.ceil((nx - 1) / stride) * math.ceil((ny - 1) / stride) >= MAX_FACES:
         stride += 1
     ix, iy = np.unique(np.r_[0:nx:stride, nx - 1]), np.unique(np.r_[0:ny:stride, ny - 1])
-    z = np.minimum(surface["loss"][np.ix_(ix, iy)], zmax)                           # (nx', ny')
-    gx, gy = np.meshgrid(surface["x"][ix], surface["y"][iy], indexing="ij")
-    vertices = np.stack([gx, gy, z], axis=-1).reshape(1, -1, 3).astype(np.float32)
-    height = (z - z.min()) / max(z.max() - z.min(), 1e-12)
+    z = np.log(np.clip(surface["loss"][np.ix_(ix, iy)], LOSS_FLOOR, zmax))                # (nx', ny')
+    height = (z - z.min()) / max(z.max() - z.min(), 1e-12)                           # (nx', ny') in [0, 1]
+    gx, gy = np.meshgrid(unit(surface["x"][ix]), unit(surface["y"][iy]), indexing="ij")
+    vertices = np.stack([gx, MESH_HEIGHT * height, -gy], axis=-1).reshape(1, -1, 3).astype(np.float32)
     colours = (colormaps["viridis"](height.ravel())[:, :3] * 255).astype(np.uint8)[None]
     k = np.arange(len(ix) * len(iy)).reshape(len(ix), len(iy))
     a, b, c, d = k[:-1, :-1].ravel(), k[1:, :-1].ravel(), k[:-1, 1:].ravel(), k[1:, 1:].ravel()
@@ -57,12 +71,17 @@ def mesh_arrays(surface, zmax=ZMAX):
     return vertices, colours, faces
 
 
+def unit(values):
+    """values mapped linearly onto [-1, 1]."""
+    return 2 * (values - values.min()) / max(values.max() - values.min(), 1e-12) - 1
+
+
 def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
     """A filled contour plot of a surface's loss (log colour scale), the solution starred, a path drawn on."""
     fig = Figure(figsize=(6, 5), dpi=100)
     ax = fig.add_subplot()
     loss = np.minimum(surface["loss"], zmax).T                                          # (ny, nx) for contourf
-    lo = max(float(loss.min()), 1e-4)
+    lo = max(float(loss.min()), LOSS_FLOOR)
     levels = np.geomspace(lo, max(float(loss.max()), lo * 1.01), 25)
     filled = ax.contourf(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels, norm=LogNorm(), cmap="viridis")
     ax.contour(surface["x"], surface["y"], np.maximum(loss, lo), levels=levels[::3], colors="white",
@@ -81,65 +100,79 @@ def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
 def add_surface(w, tag, surface, figure, png):
     """A surface as a mesh and a contour figure, the figure also saved as png."""
     vertices, colours, faces = mesh_arrays(surface)
-    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces)
+    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces, config_dict=MESH_CONFIG)
+    save_png(figure, png)
+    w.add_figure(tag, figure)
+
+
+def save_png(figure, png):
+    """figure as a PNG file, written atomically (a full disk leaves no 0-byte PNG)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    write_atomic(png, buffer.getvalue())   # a full disk leaves no 0-byte PNG
-    w.add_figure(tag, figure)
+    write_atomic(png, buffer.getvalue())
 
 
 def write_run(logdir, run, result):
     """Everything one (scheme, seed) run logs; returns the PNG paths."""
     pngs = {kind: os.path.join(logdir, "png", f"{run}_{kind}.png") for kind in ("surface", "pca")}
     with writer(logdir, run) as w:
-        add_path(w, "interp_init_final", result["interp"])
+        add_path(w, "landscape", "interp_init_final", result["interp"])
         w.add_text("landscape/alpha_grid", alpha_text(result["interp"]["alpha"]))
         surf = result["surface"]
-        add_surface(w, "landscape/surface", surf,
+        add_surface(w, f"surface/{run}", surf,
                     contour_figure(surf, f"{run}: random filter-normalised plane", "alpha (direction 1)",
                                    "beta (direction 2)"), pngs["surface"])
         if result.get("pca"):
             pca = result["pca"]
             x, y = (f"PC{i + 1} ({100 * e:.1f}% of variance)" for i, e in enumerate(pca["explained"]))
-            add_surface(w, "landscape/pca_surface", pca,
+            add_surface(w, f"pca_surface/{run}", pca,
                         contour_figure(pca, f"{run}: trajectory on its PCA plane", x, y, path=pca["path"]),
                         pngs["pca"])
         else:
             del pngs["pca"]
-            w.add_text("landscape/pca_surface", result["pca_skipped"])
+            w.add_text(f"pca_surface/{run}", result["pca_skipped"])
         for when in ("init", "final"):
             for name, value in result[when].items():
                 w.add_histogram(f"weights_{when}/{name}", value, 0)
     return pngs
 
 
-def pair_name(a, b):
-    return f"interp_pair/{a}_{b}"
+def pair_name(b):
+    """The name (tag pair/<name>, in run a) of the path from a's solution to b's: short enough for a card title,
+    and one card per solution b gathers the paths from every other one (the run's colour says which)."""
+    return f"to_{b}"
 
 
 def table(rows):
-    """A markdown table of the run summaries."""
+    """A markdown table of the run summaries, accuracies in percent."""
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
-        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+        lines.append("| " + " | ".join(cell(k, v) for k, v in row.items()) + " |")
     return "\n".join(lines)
 
 
+def cell(key, value):
+    """One table cell: an accuracy (a fraction) in percent, another float to 4 significant digits."""
+    if key.endswith("accuracy"):
+        return f"{100 * value:.2f}%"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def write_cross(logdir, pairs, rows, alphas):
-    """The cross-initialization run: one scalar path per pair of solutions, the alpha grid, the runs table."""
+    """The paths between solutions, both ways, in the runs they start from (alpha 0 = the run's own solution; the
+    grid is symmetric about 1/2, so the way back is the path reversed); the 'cross_init' run: the alpha grid and
+    the runs table."""
+    write_both_ways(logdir, "pair", pairs)
     with writer(logdir, CROSS) as w:
-        for (a, b), path in pairs.items():
-            add_path(w, pair_name(a, b), path)
         w.add_text("landscape/alpha_grid", alpha_text(alphas))
         w.add_text("landscape/runs", table(rows))
 
 
-def write_hparams(logdir, run, hparams, metrics, domains):
-    """add_hparams into the run's own directory, so the hparams table has one row per (scheme, seed)."""
+def write_hparams(logdir, run, hparams, metrics):
+    """The run's row of the hparams table: hparams, and metrics as hparams/<name> scalars (events.add_session)."""
     with writer(logdir, run) as w:
-        w.add_hparams(hparams, {f"hparams/{k}": v for k, v in metrics.items()}, hparam_domain_discrete=domains,
-                      run_name=".")
+        add_session(w, hparams, {k: 100 * v if k.endswith("accuracy") else v for k, v in metrics.items()}, 0)
 
 
 BARRIER = "barrier = highest loss on the path minus the mean of its two ends"
@@ -167,16 +200,27 @@ def write_curvature(logdir, run, found):
                    xlabel="eigenvalue of the Hessian", ylabel="density (SLQ)")
         fig.suptitle(f"{run}: Hessian spectral density")
         fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.78, wspace=0.25)
-        os.makedirs(os.path.dirname(png), exist_ok=True)
-        fig.savefig(png)
+        save_png(fig, png)
         w.add_figure("curvature/density", fig)
     return png
 
 
-def path_tag(kind, a, b):
-    """The scalar tag of the pair (a, b)'s path of one kind ("" raw, "aligned", "bezier", ...): pair_name's pair
-    under interp_pair_<kind>."""
-    return pair_name(a, b) if not kind else f"interp_pair_{kind}/{pair_name(a, b).split('/', 1)[1]}"
+def write_both_ways(logdir, group, pairs):
+    """Each path between two solutions as scalars <group>/to_<b> in run a and, reversed, <group>/to_<a> in run b
+    (alpha 0 = the run's own solution; the grid is symmetric about 1/2, so the way back is the path reversed)."""
+    starts = {}
+    for (a, b), path in pairs.items():
+        starts.setdefault(a, {})[b] = path
+        starts.setdefault(b, {})[a] = {"loss": path["loss"][::-1], "accuracy": path["accuracy"][::-1]}
+    for run, ends in starts.items():
+        with writer(logdir, run) as w:
+            for b, path in ends.items():
+                add_path(w, group, pair_name(b), path)
+
+
+def path_group(kind):
+    """The tag group of a pair's path of one kind ("" raw, "aligned", "bezier", ...): pair, pair_aligned, ..."""
+    return f"pair_{kind}" if kind else "pair"
 
 
 def barrier_text(barriers):
@@ -204,26 +248,25 @@ def pair_figure(a, b, paths):
 
 
 def write_pairs(logdir, pairs, barriers):
-    """Into the cross-initialization run: every pair's aligned and Bezier paths as scalars beside the raw ones,
-    one custom-scalars chart per pair holding all its paths, one figure (and LOGDIR/png/pair_<a>_<b>.png) per
-    pair, and the barrier table. pairs: {(a, b): {kind: (legend, path)}}, kind "" the raw path (already written
-    by write_cross)."""
+    """Every pair's aligned and Bezier paths as scalars beside the raw ones (pair_<kind>/to_<b> in run a, both ways),
+    one custom-scalars chart per pair holding all its paths from a, one figure (and LOGDIR/png/pair_<a>_<b>.png)
+    per pair in the 'cross_init' run, and the barrier table there. pairs: {(a, b): {kind: (legend, path)}}, kind ""
+    the raw path (already written by write_cross)."""
+    kinds = {kind for paths in pairs.values() for kind in paths if kind}
+    for kind in kinds:
+        write_both_ways(logdir, path_group(kind), {ab: paths[kind][1] for ab, paths in pairs.items() if kind in paths})
     pngs, layout = [], {}
     with writer(logdir, CROSS) as w:
         for (a, b), paths in pairs.items():
-            for kind, (_, path) in paths.items():
-                if kind:
-                    add_path(w, path_tag(kind, a, b), path)
             if "aligned_weight" in paths:                         # both alignments: "aligned" repeats one
                 paths = {k: v for k, v in paths.items() if k != "aligned"}
-            name = pair_name(a, b).split("/", 1)[1]
-            layout[name] = ["Multiline", [re.escape(f"landscape/{path_tag(kind, a, b)}") + "$" for kind in paths]]
+            name = f"{a}_{b}"
+            layout[f"{a} -> {b}"] = ["Multiline", [f"^{path_group(kind)}/{re.escape(pair_name(b))}$" for kind in paths]]
             fig = pair_figure(a, b, paths)
-            pngs.append(os.path.join(logdir, "png", f"pair_{name.replace('/', '_')}.png"))
-            os.makedirs(os.path.dirname(pngs[-1]), exist_ok=True)
-            fig.savefig(pngs[-1])
-            w.add_figure(f"landscape/paths/{name}", fig)
-        w.add_custom_scalars({"landscape: paths between solutions": layout})
+            pngs.append(os.path.join(logdir, "png", f"pair_{name}.png"))
+            save_png(fig, pngs[-1])
+            w.add_figure(f"paths/{name}", fig)
+        w.add_custom_scalars({"paths between solutions (from the first run of each pair)": layout})
         w.add_text("landscape/barriers", barrier_text(barriers))
     return pngs
 
@@ -252,12 +295,12 @@ def partner_figure(surface, title, xlabel, ylabel, where, path=None):
 def write_partners(logdir, run, planes, where):
     """The run's contour figures again, with its aligned partners (step 1 of the same tags; the PNGs replaced).
     planes: {kind: (surface, directions)}; where: {kind: {partner: (coords, off)}}."""
-    tags = {"surface": ("landscape/surface", "random filter-normalised plane", "alpha (direction 1)",
+    tags = {"surface": (f"surface/{run}", "random filter-normalised plane", "alpha (direction 1)",
                         "beta (direction 2)"),
-            "pca": ("landscape/pca_surface", "trajectory on its PCA plane", "PC1", "PC2")}
+            "pca": (f"pca_surface/{run}", "trajectory on its PCA plane", "PC1", "PC2")}
     with writer(logdir, run) as w:
         for kind, (surface, _) in planes.items():
             tag, title, xlabel, ylabel = tags[kind]
             fig = partner_figure(surface, f"{run}: {title}", xlabel, ylabel, where[kind], path=surface.get("path"))
-            fig.savefig(os.path.join(logdir, "png", f"{run}_{kind}.png"))
+            save_png(fig, os.path.join(logdir, "png", f"{run}_{kind}.png"))
             w.add_figure(tag, fig, 1)

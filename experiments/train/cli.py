@@ -1,5 +1,6 @@
 """`python -m experiments.train` (and `backprop-lab train`): flags -> Config -> the training loop."""
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -7,6 +8,7 @@ import sys
 from experiments import exits
 from experiments.backends import Diverged
 from experiments.config import Config
+from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, config_values
 from experiments.io import remove_temporaries
 from experiments.lock import DirectoryLock
@@ -128,7 +130,8 @@ def command(argv, prog):
                 p.error(f"{run_dir} holds a run already: --resume it, pass --overwrite, or choose another --run-dir")
             clear_run(run_dir)
         try:
-            results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+            results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet,
+                                         say=functools.partial(print, flush=True))
         except Diverged as err:
             print(f"{prog}: error: training diverged at {err}; the last good checkpoint is kept in {run_dir}",
                   file=sys.stderr)
@@ -137,5 +140,5 @@ def command(argv, prog):
             print(f"{prog}: {err}; continue with --resume --run-dir {run_dir}", file=sys.stderr)
             return err.exit_code
     print(summary(results))
-    print(f"run directory: {run_dir}  (TensorBoard: make tensorboard, or tensorboard --logdir {run_dir})")
+    print(f"run directory: {run_dir}\nTensorBoard: {serve_command(run_dir)}")
     return 0

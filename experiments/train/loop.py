@@ -13,12 +13,13 @@ import manual
 from experiments import checkpoint, data
 from experiments.backends import Diverged, trainer
 from experiments.config import arch_of, batch_size_of, flat_input, lr_at
-from experiments.events import EventWriter
+from experiments.events import EventWriter, add_session
 from experiments.exits import INTERRUPTED, TERMINATED
 from experiments.io import write_text
 
-SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
+SNAPSHOTS = "snapshots.npz"   # <run-dir>/<backend>/: groups "0000" (start) ... (final), when snapshots are kept
 GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
+AGREEMENT_IMAGES = 256   # the fixed batch (the first training images) both backends' gradients are compared on
 
 
 STOP_SIGNALS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}   # checkpoint, then stop: exit code
@@ -136,10 +137,10 @@ def write_config(cfg, run_dir):
 
 
 def log_epoch(run, test_loss, test_acc, seconds, lr):
-    """The per-epoch scalars and histograms, at the global step."""
+    """The per-epoch scalars (accuracy in percent) and histograms, at the global step."""
     w, step = run.writer, run.step
     w.add_scalar("test/loss", test_loss, step)
-    w.add_scalar("test/accuracy", test_acc, step)
+    w.add_scalar("test/accuracy", 100 * test_acc, step)
     w.add_scalar("time/epoch_seconds", seconds, step)
     w.add_scalar("train/lr", lr, step)
     for name, value in run.backend.state_dict().items():
@@ -189,25 +190,43 @@ def snapshot_batches(cfg, n, per_epoch):
     return {round(total * (i + 1) / per_epoch) for i in range(per_epoch)} if per_epoch else set()
 
 
-def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False):
+def log_agreement(runs, arch, cfg, x, y):
+    """agreement/param_drift (the largest |θ_manual − θ_torch| after training each on its own) and
+    agreement/grad_rel_error (both backends' gradients on the fixed batch (x, y) at the manual weights)."""
+    from experiments.agreement import gradient_error   # imports torch: only when the torch backend trains too
+
+    a, b = (r.backend.state_dict() for r in runs)
+    w, step = runs[0].writer, runs[0].step
+    w.add_scalar("agreement/param_drift", max(float(np.max(np.abs(a[k] - b[k]))) for k in a), step)
+    w.add_scalar("agreement/grad_rel_error", gradient_error(arch, a, x, y, cfg.reduction), step)
+
+
+def epoch_line(run, cfg, test_loss, test_acc, seconds):
+    """One line per epoch and backend: test accuracy, test loss, training seconds."""
+    return (f"{run.backend.name:6s} epoch {run.epoch}/{cfg.epochs}: test accuracy {100 * test_acc:.2f}%, "
+            f"test loss {test_loss:.4f}, {seconds:.1f} s")
+
+
+def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False, say=None):
     """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C or SIGTERM (in the main thread) writes a
-    checkpoint, then raises Interrupted."""
+    checkpoint, then raises Interrupted. say(line), when given, gets one line per epoch and backend
+    (epoch_line)."""
     stop = {"now": 0, "name": ""}
 
     def request(signum, frame):
         stop.update(now=signum, name=f"stopped by {signal.Signals(signum).name}")
 
     if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
-        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
+        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop, say)
     previous = {signum: signal.signal(signum, request) for signum in STOP_SIGNALS}
     try:
-        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
+        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop, say)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
+def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop, say):
     """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C or SIGTERM) is checked after every
     step. A fresh run writes its checkpoints before config.json, so a directory with config.json can be resumed;
     a resumed one changes nothing on disk until every checkpoint is accepted."""
@@ -246,20 +265,26 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
                     run.result.snapshots.append(run.backend.state_dict())
                 log_epoch(run, test_loss, test_acc, seconds, lr_at(cfg, epoch))
                 run.save()
+                if say:
+                    say(epoch_line(run, cfg, test_loss, test_acc, seconds))
             if len(runs) == 2:
-                a, b = (r.backend.state_dict() for r in runs)
-                diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
-                runs[0].writer.add_scalar("agreement/max_param_diff", diff, runs[0].step)
+                log_agreement(runs, arch, cfg, xtr[:AGREEMENT_IMAGES], ytr[:AGREEMENT_IMAGES])
     finally:
         for run in runs:
             run.writer.flush()
     return finish(cfg, run_dir, runs, snapshots_per_epoch)
 
 
+def hparams_of(cfg, backend):
+    """A run's hyperparameters for the hparams table: cfg's fields (str or number) and the backend that trained."""
+    values = {k: (",".join(map(str, v)) if isinstance(v, tuple) else str(v) if k == "batch_size" else v)
+              for k, v in cfg.__dict__.items() if k not in ("backend", "data_dir")}
+    return {**values, "backend": backend}
+
+
 def finish(cfg, run_dir, runs, snapshots_per_epoch):
-    """final.npz (and snapshots.npz) per backend, the first backend's also at the top of run_dir; hparams."""
-    hparams = {k: (",".join(map(str, v)) if isinstance(v, tuple) else str(v) if k == "batch_size" else v)
-               for k, v in cfg.__dict__.items() if k not in ("backend", "data_dir")}
+    """final.npz (and snapshots.npz) per backend, the first backend's final.npz also at the top of run_dir;
+    the hparams table's row."""
     for i, run in enumerate(runs):
         res = run.result
         res.final_state = run.backend.state_dict()
@@ -267,10 +292,9 @@ def finish(cfg, run_dir, runs, snapshots_per_epoch):
             res.snapshots.append(res.final_state)
         for directory in [run.dir] + ([run_dir] if i == 0 else []):
             checkpoint.save_arrays(os.path.join(directory, "final.npz"), res.final_state)
-            if snapshots_per_epoch:
-                checkpoint.save(os.path.join(directory, SNAPSHOTS),
-                                {f"{k:04d}": state for k, state in enumerate(res.snapshots)})
-        run.writer.add_hparams({**hparams, "backend": run.backend.name},
-                               {"hparam/test_accuracy": res.test_accuracy, "hparam/test_loss": res.test_loss}, run.step)
+        if snapshots_per_epoch:   # once, in the backend's folder: they are most of a landscape training's size
+            checkpoint.save(os.path.join(run.dir, SNAPSHOTS), {f"{k:04d}": s for k, s in enumerate(res.snapshots)})
+        add_session(run.writer, hparams_of(cfg, run.backend.name),
+                    {"test_accuracy": 100 * res.test_accuracy, "test_loss": res.test_loss}, run.step)
         run.writer.close()
     return {run.backend.name: run.result for run in runs}
