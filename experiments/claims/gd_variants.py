@@ -88,7 +88,8 @@ def train_variant(job):
     for step, seconds, state in zip(steps, clock, result.snapshots, strict=True):
         epoch, batch = position(step, total, cfg.epochs)
         loss, acc = evaluate(state)
-        curve.append({"batch_size": str(bs), "seed": seed, "step": step, "examples_seen": epoch * n + min(batch * size, n),
+        curve.append({"batch_size": str(bs), "seed": seed, "step": step,
+                      "examples_seen": epoch * n + min(batch * size, n),
                       "seconds": seconds, "train_loss": float(loss[0]), "train_accuracy": float(acc[0])})
     final = {"batch_size": str(bs), "seed": seed, "steps": steps[-1], "examples_seen": cfg.epochs * n,
              "train_seconds": float(sum(result.epoch_seconds)), "train_loss": curve[-1]["train_loss"],
@@ -180,7 +181,8 @@ def summarize(finals, settings):
         lines.append(f"{label(str(bs), settings.limit_train)}: {mine[0]['steps']} steps, {stat('train_seconds')} s, "
                      f"training loss {stat('train_loss')} (acc {stat('train_accuracy', 100)}%), test accuracy "
                      f"{stat('test_accuracy', 100)}%, sharpness at radius {radius:g}: "
-                     f"{stat(f'sharpness_r{radius:g}')}, λ_max {harness.stats([f['lambda_max'] for f in mine])} (at init "
+                     f"{stat(f'sharpness_r{radius:g}')}, λ_max "
+                     f"{harness.stats([f['lambda_max'] for f in mine])} (at init "
                      f"{stat('init_lambda_max')}), λ_min {stat('lambda_min')}, distance from init "
                      f"{stat('distance_from_init')}")
     lam = {str(bs): np.mean([f["lambda_max"] for f in finals if f["batch_size"] == str(bs)])

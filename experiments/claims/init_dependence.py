@@ -34,7 +34,7 @@ class Settings:
     limit_train: int = 20_000
     epochs: int = 3
     eval_samples: int = 2000             # the training subset for losses along paths
-    path_steps: int = 20                 # segments on each path (straight or curved) between two solutions
+    path_steps: int = 10                 # segments on each path (straight or curved) between two solutions
     matchings: tuple = ("weight",)       # alignments before the straight path (solutions.MATCHINGS)
     bezier_steps: int = 300              # SGD steps of the Bézier bend, first pair of each scheme
     symmetry_snapshots_per_epoch: int = 4

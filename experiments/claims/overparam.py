@@ -25,9 +25,9 @@ class Settings:
     limit_train: int = 10_000
     epochs: int = 5
     eval_samples: int = 2000             # the training subset for final and path losses, and activation matching
-    path_steps: int = 20                 # segments on each path (straight or curved)
+    path_steps: int = 10                 # segments on each path (straight or curved); 20 cost too long (3 paths a pair)
     matchings: tuple = solutions.MATCHINGS
-    bezier_steps: int = 400              # SGD steps of the Bézier bend, first pair of each width
+    bezier_steps: int = 300              # SGD steps of the Bézier bend (about 4 epochs), first pair of each width
 
 
 FULL = Settings()
