@@ -45,14 +45,15 @@ tensorboard: $(STAMP)
 clean:
 	rm -rf $(VENV) runs
 
-# `make findings`: run each claim whose runs/claims/<claim>/findings.txt is missing, then write every
+# `make findings`: run each claim whose runs/claims/<claim>/findings.txt is missing (replacing what an interrupted
+# run of it left, --overwrite), then write every
 # docs/findings/<claim>.md from it (experiments/claims/pages.py). The claims are the intros in docs/findings/.
 CLAIMS := $(patsubst docs/findings/%.intro.md,%,$(wildcard docs/findings/*.intro.md))
 
 .PHONY: findings
 
 runs/claims/%/findings.txt: | data
-	$(CLAIM_ENV) $(PY) -m experiments.claims.$*
+	$(CLAIM_ENV) $(PY) -m experiments.claims.$* --overwrite
 
 # gd_variants times its trainings: one BLAS thread, so that idle threads do not spin against them
 runs/claims/gd_variants/findings.txt: CLAIM_ENV := $(TEST_ENV)

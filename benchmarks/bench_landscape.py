@@ -5,7 +5,7 @@ random_plane by a full forward pass per grid point. Ours computes the first laye
 and both directions once per data chunk, then combines them per point (experiments/landscape/evaluate.py).
 Both get the same model (manual torch_default weights, seed 0; the package divides by zero on zero biases),
 the same grid size and the same test images.
-Ours runs in --workers single-threaded processes (their start counted in its time), the package in one
+Ours runs on a local cluster of --workers single-threaded processes (its start counted in its time), the package in one
 process with torch's threads. Every timing runs in a fresh process, the methods alternating; the parent
 prints medians and ratios.
 """
@@ -34,14 +34,16 @@ def model_and_data(name, samples):
     return arch, state, x, y
 
 
-def time_ours(backend, workers, arch, state, x, y, resolution):
-    """Seconds for our surface, the start of the worker processes included."""
-    from experiments.landscape import surfaces
-    from experiments.landscape.parallel import ParallelEvaluator
+def time_ours(backend, workers, name, state, samples, resolution):
+    """Seconds for our surface, the start of the local cluster (whose workers read the images) included."""
+    from experiments.config import Config
+    from experiments.landscape import jobs, surfaces
+    from experiments.sweep import Sweep
 
+    cfg, settings = Config(arch=name, dtype="float32"), jobs.Settings(backend=backend, eval_samples=samples)
     start = time.perf_counter()
-    with ParallelEvaluator(workers, arch, x, y, backend=backend, dtype="float32") as evaluate:
-        surface = surfaces.random_surface(evaluate, state, 0, 1.0, resolution)
+    with Sweep(workers) as sweep:
+        surface = surfaces.random_surface(jobs.evaluator(cfg, settings, sweep), state, 0, 1.0, resolution)
     return time.perf_counter() - start, surface["loss"].shape
 
 
@@ -67,7 +69,7 @@ def worker(method, arch, samples, resolution, workers):
     if method == "loss-landscapes":
         seconds, shape = time_package(net_arch, state, x, y, resolution)
     else:
-        seconds, shape = time_ours(method.split("-")[1], workers, net_arch, state, x, y, resolution)
+        seconds, shape = time_ours(method.split("-")[1], workers, arch, state, samples, resolution)
     assert shape == (resolution, resolution), shape
     print(json.dumps({"seconds": seconds}))
 

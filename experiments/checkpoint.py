@@ -4,11 +4,14 @@ import zipfile
 
 import numpy as np
 
+from experiments.exits import FAILED
 from experiments.io import write_atomic
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the run."""
+
+    exit_code = FAILED
 
 
 def save_arrays(path, arrays):

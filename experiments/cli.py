@@ -2,6 +2,7 @@
 import importlib
 import sys
 
+from experiments import exits
 from experiments.claims import CLAIMS
 
 COMMANDS = {
@@ -24,21 +25,27 @@ def usage():
 
 
 def main(argv=None):
-    """Run the chosen subcommand; --help exits 0, a missing or unknown one prints the help to stderr and exits 2."""
+    """Run the chosen subcommand; --help exits 0, a missing or unknown one is one error line and exit 2, Ctrl-C
+    while a command loads one line and exit 130."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["-h"], ["--help"]):
         print(usage())
-        return 0
+        return exits.OK
     if not argv or argv[0] not in COMMANDS:
         problem = f"unknown command {argv[0]!r}" if argv else "a command is required"
-        print(f"{usage()}\n\nbackprop-lab: error: {problem}", file=sys.stderr)
-        return 2
+        print(f"backprop-lab: error: {problem}; choose from {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
+        return exits.USAGE
     command, rest = argv[0], argv[1:]
+    if command == "claims" and (not rest or rest[0] not in CLAIMS):
+        problem = f"unknown claim {rest[0]!r}" if rest else "a claim name is required"
+        print(f"backprop-lab claims: error: {problem}; choose from {', '.join(CLAIMS)} (see --help)", file=sys.stderr)
+        return exits.USAGE
+    return exits.run(f"backprop-lab {command}", dispatch, command, rest)
+
+
+def dispatch(command, rest):
+    """Import the chosen command's module and run its main."""
     if command == "claims":
-        if not rest or rest[0] not in CLAIMS:
-            problem = f"unknown claim {rest[0]!r}" if rest else "a claim name is required"
-            print(f"{usage()}\n\nbackprop-lab claims: error: {problem}", file=sys.stderr)
-            return 2
         return importlib.import_module(f"experiments.claims.{rest[0]}").main(rest[1:])
     if command == "train":
         from experiments.train import cli

@@ -1,8 +1,9 @@
 """`python -m experiments.compare` (and `backprop-lab compare`): the agreement table of one architecture."""
 import sys
 
+from experiments import exits
 from experiments.agreement import LOSSES, TOLERANCES, compare, default_loss, table
-from experiments.flags import Parser, positive_int, widths
+from experiments.flags import Parser, positive_int, seed, widths
 from manual import spec
 from manual.losses import REDUCTIONS
 
@@ -31,12 +32,17 @@ def parser(prog="python -m experiments.compare"):
     p.add_argument("--loss", choices=sorted(LOSSES),
                    help="default: cross_entropy against random labels, or mse against random targets when the "
                         "net has a single output (chain), where cross-entropy is identically 0")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights, inputs and targets (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seeds the weights, inputs and targets (default: 0)")
     return p
 
 
 def main(argv=None, prog="python -m experiments.compare"):
-    """Print the comparison table; return 1 if any tensor disagrees."""
+    """Print the comparison table; return 1 if any tensor disagrees (other codes: experiments.exits)."""
+    return exits.run(prog, command, argv, prog)
+
+
+def command(argv, prog):
+    """main's work: flags, the comparison, the table."""
     p = parser(prog)
     args = p.parse_args(argv)
     options = {k: v for k, v in (("hidden", args.hidden), ("activation", args.activation), ("depth", args.depth))

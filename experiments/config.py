@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import manual
 from experiments.checks import is_count
+from experiments.data import SIZES
 from manual import spec
 from manual.init import parse as parse_init
 from manual.losses import REDUCTIONS
@@ -16,6 +17,7 @@ SCHEDULES = ("cosine", "constant")
 MNIST_ARCHS = ("mlp", "mlp-sigmoid", "lenet")   # "chain" takes scalar inputs, not images
 DTYPE_NAMES = tuple(dt.name for dt in manual.DTYPES)
 ACTIVATIONS = tuple(spec.ACTIVATIONS)
+MAX_SEED = 2**64 - 1   # the largest seed both engines take (torch.manual_seed's limit)
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,10 @@ class Config:
         if self.activation and self.activation not in ACTIVATIONS:
             fail("activation", f"choose from {', '.join(ACTIVATIONS)}")
         parse_init(self.init)
-        for field in ("seed", "limit_train"):
-            if not is_count(getattr(self, field), 0):
-                fail(field, "give an integer >= 0")
+        if not is_count(self.seed, 0) or self.seed > MAX_SEED:
+            fail("seed", f"give an integer from 0 to {MAX_SEED}")
+        if not is_count(self.limit_train, 0) or self.limit_train > SIZES["train"]:
+            fail("limit_train", f"give an integer from 0 (all) to {SIZES['train']}, the training set's size")
         if not is_count(self.epochs):
             fail("epochs", "give an integer >= 1")
         if self.batch_size != "full" and not is_count(self.batch_size):
@@ -67,6 +70,8 @@ class Config:
                 fail(field, "give a finite number >= 0")
         if self.lr == 0:
             fail("lr", "give a learning rate > 0")
+        if self.momentum >= 1:
+            fail("momentum", "give a momentum in [0, 1): at 1 or above the steps never decay")
 
     @property
     def backends(self):

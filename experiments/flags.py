@@ -3,8 +3,8 @@ import argparse
 import dataclasses
 import math
 
-from experiments.config import (ACTIVATIONS, BACKEND_CHOICES, DTYPE_NAMES, MNIST_ARCHS, OPTIMIZERS, REDUCTIONS,
-                                SCHEDULES, Config)
+from experiments.config import (ACTIVATIONS, BACKEND_CHOICES, DTYPE_NAMES, MAX_SEED, MNIST_ARCHS, OPTIMIZERS,
+                                REDUCTIONS, SCHEDULES, Config)
 
 FLAG_HELP = {
     "backend": "which backend trains: the NumPy one, torch autograd, or both side by side on the same batches",
@@ -59,6 +59,17 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive widths") from None
 
 
+def seed(text):
+    """An argparse type: an integer seed from 0 to MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give an integer from 0 to {MAX_SEED}")
+    return value
+
+
 def batch_size(text):
     """An argparse type: a positive integer or "full"."""
     if text == "full":
@@ -69,7 +80,7 @@ def batch_size(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'full'") from None
 
 
-TYPES = {"hidden": widths, "batch_size": batch_size, "seed": int, "epochs": int, "limit_train": int,
+TYPES = {"hidden": widths, "batch_size": batch_size, "seed": seed, "epochs": int, "limit_train": int,
          "lr": float, "momentum": float, "weight_decay": float}
 CHOICES = {"backend": BACKEND_CHOICES, "arch": MNIST_ARCHS, "optimizer": OPTIMIZERS, "dtype": DTYPE_NAMES,
            "reduction": REDUCTIONS, "activation": ACTIVATIONS, "lr_schedule": SCHEDULES}

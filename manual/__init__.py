@@ -1,4 +1,6 @@
 """Backpropagation by hand in NumPy: build(spec) gives a Sequential network with torch's parameter layout."""
+import numbers
+
 import numpy as np
 
 from manual import spec
@@ -23,6 +25,8 @@ def as_dtype(dtype):
 
 def build(layers, init="torch_default", seed=0, dtype="float64"):
     """A Sequential for a spec, its params drawn by the init scheme from np.random.default_rng(seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     layers = spec.validate(layers)                                 # a generator is read once
     net = Sequential(make_layers(layers, as_dtype(dtype), seed), layers)
     initialize(net.layers, init, seed)

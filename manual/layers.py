@@ -105,8 +105,8 @@ class Flatten(Layer):
     """(N, ...) -> (N, prod(...)), like torch's Flatten(start_dim=1)."""
 
     def forward(self, x):
-        if self.check(x).ndim < 2:
-            raise ValueError(f"{self.name} expects input of shape (N, ...), got {x.shape}")
+        if self.check(x).ndim < 2 or not len(x):
+            raise ValueError(f"{self.name} expects input of shape (N, ...) with N >= 1, got {x.shape}")
         self.shape = x.shape
         return x.reshape(len(x), -1)                                # (N, C*H*W)
 

@@ -40,9 +40,9 @@ def cross_entropy(logits, y, reduction="sum"):
     loss = float(np.sum(np.log(total) - picked))
     z /= total                                                     # softmax
     z.ravel()[true] -= 1
-    if reduction == "mean":
-        loss /= n
-        z /= n
+    if reduction == "mean":                                        # an empty batch's mean is nan, as in torch
+        loss = loss / n if n else float("nan")
+        z /= max(n, 1)
     return loss, z.T                                               # (N, C)
 
 

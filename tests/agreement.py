@@ -1,7 +1,6 @@
 """The one manual-vs-torch agreement helper every agreement test uses (tinygrad's helper_test_op in spirit)."""
-import numpy as np
-
 from experiments.agreement import pair, upstream
+from tests.random_arch import inputs
 
 
 def assert_rows(rows):
@@ -13,7 +12,7 @@ def assert_rows(rows):
 def check(arch, x_shape, dtype="float64", seed=0):
     """Same weights, a seeded input of x_shape, a random upstream gradient: output and every gradient agree."""
     net, mod = pair(arch, dtype, seed)
-    x = np.random.default_rng([seed, 2]).standard_normal(x_shape).astype(dtype)
+    x = inputs(x_shape, [seed, 2], dtype)
     rows = upstream(net, mod, x, seed)
     assert_rows(rows)
     return rows

@@ -11,6 +11,7 @@ from experiments.landscape.evaluate import Evaluator
 from manual import spec as S
 from manual.gradcheck import rel_error
 from manual.optim import SGD
+from tests.random_arch import batch
 from tests.tolerances import ROUNDING_F64, SAME_WEIGHTS_FORWARD
 
 ARCHS = {
@@ -25,8 +26,7 @@ INPUT = {"mlp": (20,), "conv": (1, 12, 12), "one-unit": (20,)}
 
 def inputs(name, n=200, seed=0):
     """Seeded standard-normal inputs and random labels in the shape arch `name` takes."""
-    rng = np.random.default_rng([seed, 1])
-    return rng.standard_normal((n, *INPUT[name])), rng.integers(0, 5, n)
+    return batch((n, *INPUT[name]), 5, [seed, 1])
 
 
 def trained(name, seed=0, steps=20):

@@ -90,18 +90,21 @@ def test_sigmoid_is_finite_and_silent_far_out():
     np.testing.assert_array_equal(s[[0, 2, 4]], [0.0, 0.5, 1.0])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: chain.forward([1.0], [0.0], [1.0], activation="softplus"),
-    lambda: chain.forward([1.0, 2.0], [0.0], [1.0]),
-    lambda: chain.forward([], [], [1.0]),
-    lambda: chain.forward([1.0], [0.0], [[1.0]]),
-    lambda: chain.gradients([1.0], [0.0], [1.0, 2.0], [1.0]),
-    lambda: chain.weight_gradient_bound([1.0], [0.0], [1.0], [1.0, 2.0]),
-    lambda: chain.from_state_dict({"0.weight": np.ones((1, 1))}),
-    lambda: chain.from_state_dict({"0.weight": np.ones(1), "0.bias": np.ones(1)}),
-    lambda: chain.from_state_dict({"0.weight": np.ones((1, 1)), "1.bias": np.ones(1)}),
-    lambda: chain.from_state_dict({}),
+@pytest.mark.parametrize("call, message", [
+    (lambda: chain.forward([1.0], [0.0], [1.0], activation="softplus"), "unknown activation 'softplus'"),
+    (lambda: chain.forward([1.0, 2.0], [0.0], [1.0]), r"w and b .* got \(2,\) and \(1,\)"),
+    (lambda: chain.forward([], [], [1.0]), r"ℓ >= 1, got \(0,\) and \(0,\)"),
+    (lambda: chain.forward([1.0], [0.0], [[1.0]]), r"x must be a batch of scalars, shape \(N,\), got \(1, 1\)"),
+    (lambda: chain.gradients([1.0], [0.0], [1.0, 2.0], [1.0]), r"dL_dhl must have the batch's shape \(2,\)"),
+    (lambda: chain.weight_gradient_bound([1.0], [0.0], [1.0], [1.0, 2.0]),
+     r"dL_dhl must have the batch's shape \(1,\), got \(2,\)"),
+    (lambda: chain.from_state_dict({"0.weight": np.ones((1, 1))}), r"not a chain state dict: keys \['0.weight'\]"),
+    (lambda: chain.from_state_dict({"0.weight": np.ones(1), "0.bias": np.ones(1)}),
+     r"0.weight must have shape \(1, 1\), got \(1,\)"),
+    (lambda: chain.from_state_dict({"0.weight": np.ones((1, 1)), "1.bias": np.ones(1)}),
+     r"not a chain state dict: keys \['0.weight', '1.bias'\]"),
+    (lambda: chain.from_state_dict({}), r"not a chain state dict: keys \[\]"),
 ])
-def test_bad_inputs_raise(call):
-    with pytest.raises(ValueError):
+def test_bad_inputs_raise(call, message):
+    with pytest.raises(ValueError, match=message):
         call()

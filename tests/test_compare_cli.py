@@ -65,3 +65,11 @@ def test_the_exit_status_is_one_on_failure(monkeypatch, capsys):
     assert compare.main(["--arch", "mlp-sigmoid"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "1.00e-03" in out and "0 of 1 tensors agree, 1 FAIL" in out
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_out_of_range_is_one_line_exit_2(capsys, seed):
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--seed", seed])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "argument --seed" in err[0] and "is not a seed" in err[0], err

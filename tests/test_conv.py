@@ -4,6 +4,7 @@ import pytest
 
 from manual import gradcheck, spec
 from manual.conv import Conv2d, MaxPool2d
+from tests.random_arch import random_layer
 from tests.tolerances import AGREE_F32, SAME_WEIGHTS_FORWARD, assert_finite_diff
 
 # (in_channels, out_channels, kernel, stride, padding), input shape (N, C, H, W)
@@ -22,14 +23,6 @@ POOL_CASES = [
     ((2, 1), (1, 2, 4, 5)),
     ((3, None), (2, 1, 10, 11)),
 ]
-
-
-def random_conv(rng, args, dtype=np.float64):
-    """A Conv2d with standard-normal weight and bias."""
-    layer = Conv2d(spec.Conv2d(*args), dtype)
-    for p in layer.params.values():
-        p[...] = rng.standard_normal(p.shape)
-    return layer
 
 
 def distinct(rng, shape):
@@ -67,14 +60,14 @@ def direct_pool(x, k, stride):
 @pytest.mark.parametrize("args, shape", CONV_CASES)
 def test_conv_matches_finite_differences(args, shape):
     rng = np.random.default_rng(0)
-    layer = random_conv(rng, args)
+    layer = random_layer(spec.Conv2d(*args), rng)
     assert_finite_diff(gradcheck.check_layer(layer, rng.standard_normal(shape)))
 
 
 @pytest.mark.parametrize("args, shape", CONV_CASES)
 def test_conv_forward_is_torchs_cross_correlation(args, shape):
     rng = np.random.default_rng(1)
-    layer = random_conv(rng, args)
+    layer = random_layer(spec.Conv2d(*args), rng)
     x = rng.standard_normal(shape)
     expected = direct_conv(x, layer.params["weight"], layer.params["bias"], args[3], args[4])
     out = layer.forward(x)
@@ -84,7 +77,7 @@ def test_conv_forward_is_torchs_cross_correlation(args, shape):
 
 def test_conv_backward_overwrites_grads_and_can_skip_the_input_gradient():
     rng = np.random.default_rng(2)
-    layer = random_conv(rng, (2, 3, 3, 1, 1))
+    layer = random_layer(spec.Conv2d(2, 3, 3, 1, 1), rng)
     x, dout = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((2, 3, 5, 5))
     layer.forward(x)
     layer.backward(dout)
@@ -134,8 +127,8 @@ def test_maxpool_ties_send_the_gradient_to_the_first_maximum_like_torch(pool, x,
 def test_conv_pool_conv_stack_matches_finite_differences():
     """Layers hand each other batch-innermost views; the composition must still be exact."""
     rng = np.random.default_rng(5)
-    layers = [random_conv(rng, (2, 3, 3, 1, 1)), MaxPool2d(spec.MaxPool2d(2), np.float64),
-              random_conv(rng, (3, 2, 2, 1, 0))]
+    layers = [random_layer(spec.Conv2d(2, 3, 3, 1, 1), rng), MaxPool2d(spec.MaxPool2d(2), np.float64),
+              random_layer(spec.Conv2d(3, 2, 2, 1, 0), rng)]
 
     def forward(x):
         for layer in layers:
@@ -154,7 +147,7 @@ def test_conv_pool_conv_stack_matches_finite_differences():
 
 
 @pytest.mark.parametrize("layer, shape", [
-    (random_conv(np.random.default_rng(6), (2, 3, 3, 2, 1)), (3, 2, 7, 6)),
+    (random_layer(spec.Conv2d(2, 3, 3, 2, 1), np.random.default_rng(6)), (3, 2, 7, 6)),
     (MaxPool2d(spec.MaxPool2d(2), np.float64), (3, 2, 7, 6)),
 ], ids=["conv", "pool"])
 def test_float32_stays_float32_and_agrees_with_float64(layer, shape):

@@ -5,6 +5,7 @@ import pytest
 import manual
 from experiments.landscape import curvature
 from manual.spec import Linear, Tanh
+from tests.random_arch import batch
 from tests.tolerances import DENSITY_INTEGRAL, HESSIAN_EIGEN, QUADRATURE_F64, STANDARD_ERRORS
 
 LAYERS = (Linear(6, 10), Tanh(), Linear(10, 4))                   # 114 parameters
@@ -13,9 +14,8 @@ LAYERS = (Linear(6, 10), Tanh(), Linear(10, 4))                   # 114 paramete
 @pytest.fixture(scope="module")
 def problem():
     """(state, x, y, full Hessian) of a tiny tanh net on 20 random examples, mean cross-entropy."""
-    rng = np.random.default_rng(0)
     state = manual.build(LAYERS, seed=1).state_dict()
-    x, y = rng.standard_normal((20, 6)), rng.integers(0, 4, 20)
+    x, y = batch((20, 6), 4, 0)
     op = curvature.operator("manual", LAYERS, state, x, y)
     full = op @ np.eye(op.shape[0])
     return state, x, y, (full + full.T) / 2

@@ -10,6 +10,7 @@ from experiments.landscape.evaluate import Evaluator
 from manual import spec as S
 from manual.gradcheck import numerical_gradient, rel_error
 from manual.optim import SGD
+from tests.random_arch import batch
 from tests.tolerances import AGREE_F64, ROUNDING_F64, assert_finite_diff
 
 SMALL = (S.Linear(6, 5), S.Tanh(), S.Linear(5, 4), S.ReLU(), S.Linear(4, 3))
@@ -21,8 +22,7 @@ def states(arch, *seeds):
 
 
 def random_data(n=40, seed=0):
-    rng = np.random.default_rng([seed, 5])
-    return rng.standard_normal((n, 6)), rng.integers(0, 3, n)
+    return batch((n, 6), 3, [seed, 5])
 
 
 def test_the_curve_ends_at_its_two_solutions_exactly_and_is_the_evaluator_combination():

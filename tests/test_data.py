@@ -154,3 +154,25 @@ def test_batches_resume_from_a_batch_index():
     assert all(np.array_equal(a, b) for a, b in zip(full[4:], rest)) and len(rest) == len(full) - 4
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batches(x, y, 0, seed=1))
+
+
+def test_an_idx_path_that_is_a_directory_is_one_data_error_naming_it(tmp_path):
+    folder = data.raw_dir(str(tmp_path))
+    os.makedirs(os.path.join(folder, "train-images-idx3-ubyte"))
+    with pytest.raises(data.DataError, match=f"{folder}/train-images-idx3-ubyte: cannot be read \\(Is a directory\\)"):
+        data.verify(str(tmp_path))
+
+
+def test_a_damaged_idx_file_that_cannot_be_removed_is_one_data_error_naming_it(tmp_path, monkeypatch):
+    folder = data.raw_dir(str(tmp_path))
+    os.makedirs(folder)
+    path = os.path.join(folder, "t10k-labels-idx1-ubyte")
+    with open(path, "wb") as f:
+        f.write(b"\0\0\x08\x01\0\0\0\x02\x07")   # a valid header, one byte short
+
+    def read_only(victim):   # a read-only data directory (root ignores chmod, so the refusal is simulated)
+        raise PermissionError(13, "Permission denied", victim)
+
+    monkeypatch.setattr(data.os, "remove", read_only)
+    with pytest.raises(data.DataError, match=f"{path} is damaged .* cannot be removed \\(Permission denied\\)"):
+        data.verify(str(tmp_path))

@@ -6,6 +6,7 @@ import torch
 from experiments.agreement import pair
 from manual import spec
 from manual.gradcheck import check, numerical_gradient
+from tests.random_arch import inputs
 from tests.tolerances import FINITE_DIFF, TORCH_GRADCHECK
 
 NETS = {
@@ -20,7 +21,7 @@ def setup(name, seed=0):
     """The manual net, its torch twin with the same weights, and a float64 input."""
     arch, shape = NETS[name]
     net, mod = pair(arch, "float64", seed)
-    return net, mod, np.random.default_rng(seed).standard_normal(shape)
+    return net, mod, inputs(shape, seed)
 
 
 def run(net, x, params):

@@ -8,10 +8,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
 import manual
-import torch_ref
+from experiments import agreement
 from manual import spec
 from manual.spec import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
-from tests.test_agree_property import conv_nets, mlps
+from tests.random_arch import batch as random_batch, conv_nets, mlps, random_like
 from tests.tolerances import HESSIAN_EIGEN, HVP_AGREE, HVP_FINITE_DIFF, HVP_SYMMETRY
 from torch_ref import hvp as torch_hvp
 
@@ -32,26 +32,20 @@ def assert_agree(ours, theirs, tol=HVP_AGREE):
 
 
 def pair(layers, seed=0):
-    """A float64 manual net (eval mode) and a torch copy with the same weights."""
-    net = manual.build(layers, seed=seed).eval()
-    mod = torch_ref.build(layers).eval()
-    mod.load_state_dict(torch_ref.from_numpy(net.state_dict()))
-    return net, mod
+    """The agreement engine's float64 manual net and torch copy with the same weights, both in eval mode."""
+    net, mod = agreement.pair(layers, "float64", seed)
+    return net.eval(), mod.eval()
 
 
 def batch(net, x_shape, loss, seed=0):
     """A seeded input and labels (cross-entropy) or targets (mse) for net's output."""
-    rng = np.random.default_rng([seed, 1])
-    x = rng.standard_normal(x_shape)
-    classes = net.forward(x).shape[1]
-    y = rng.integers(0, classes, len(x)) if loss == "cross_entropy" else rng.standard_normal((len(x), classes))
-    return x, y
+    classes = net.forward(np.zeros(x_shape)).shape[1]
+    return random_batch(x_shape, classes, [seed, 1], targets=loss == "mse")
 
 
 def direction(net, seed=0):
     """A seeded Gaussian direction keyed like net's params."""
-    rng = np.random.default_rng([seed, 2])
-    return {k: rng.standard_normal(p.shape) for k, p in net.params.items()}
+    return random_like(net.params, np.random.default_rng([seed, 2]))
 
 
 def check(layers, x_shape, loss="cross_entropy", reduction="sum", seed=0):

@@ -15,7 +15,7 @@ from experiments.landscape.directions import GUARD, random_directions
 from experiments.landscape.evaluate import Evaluator
 from manual import spec
 from tests.events import load_events
-from tests.tolerances import AGREE_F64, ROUNDING_F64
+from tests.tolerances import AGREE_F64, ROUNDING_F32, ROUNDING_F64
 
 ARCHS = {"mlp": spec.get("mlp"), "lenet": spec.get("lenet"),
          "flatten-first": (spec.Flatten(), spec.Linear(784, 32), spec.Tanh(), spec.Linear(32, 10))}
@@ -99,12 +99,20 @@ def test_a_network_not_starting_with_linear_or_conv_is_evaluated_directly():
     np.testing.assert_allclose(loss, [expected], **ROUNDING_F64)
 
 
-def test_float32_stays_float32():
+@pytest.mark.parametrize("backend", ["manual", "torch"])
+def test_float32_points_are_computed_in_float32(backend):
     x, y = mnist("mlp", dtype="float32")
     centre = state("mlp", dtype="float32")
-    ev = Evaluator(ARCHS["mlp"], x, y, dtype="float32")
-    ev(centre, random_directions(centre, 2, seed=0), grid_points())
-    assert all(p.dtype == np.float32 for p in ev.backend.live.values())
+    dirs = random_directions(centre, 2, seed=0)
+    ev = Evaluator(ARCHS["mlp"], x, y, backend=backend, dtype="float32")
+    seen, score = [], ev.backend.score
+    ev.backend.score = lambda logits, labels: (seen.append(str(logits.dtype)), score(logits, labels))[1]
+    loss32 = ev(centre, dirs, grid_points())[0]
+    assert seen and {s.removeprefix("torch.") for s in seen} == {"float32"}, seen
+    up = [{k: v.astype(np.float64) for k, v in s.items()} for s in (centre, *dirs)]   # the same points, exactly
+    loss64 = Evaluator(ARCHS["mlp"], x.astype(np.float64), y, backend=backend)(up[0], up[1:], grid_points())[0]
+    np.testing.assert_allclose(loss32, loss64, **ROUNDING_F32)
+    assert not np.allclose(loss32, loss64, **ROUNDING_F64), "float32 rounding shows: not a float64 evaluation"
 
 
 @pytest.mark.parametrize("backend", ["manual", "torch"])
@@ -154,6 +162,7 @@ TINY = ["--resolution", "5", "--eval-samples", "64", "--sharpness-dirs", "2"]
 TRAIN = ["--epochs", "1", "--limit-train", "256", "--batch-size", "64", "--snapshots-per-epoch", "4", "--dtype", "float64"]
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
     logdir = str(tmp_path / "tb")
     argv = [*TINY, *TRAIN, "--inits", "kaiming_normal", "xavier_uniform", "--seeds", "0", "--logdir", logdir, "--workers", "2"]
@@ -167,7 +176,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
         steps = [e.step for e in acc.Scalars("landscape/interp_init_final")]
         assert steps == list(range(7))
         assert {"hparams/final_loss", "hparams/sharpness", "hparams/distance", "hparams/worst_barrier"} <= set(scalars)
-        assert set(acc.Tags()["images"]) == {"landscape/surface", "landscape/pca_surface"}
+        assert set(acc.Tags()["images"]) == {"landscape/surface", "landscape/pca_surface", "curvature/density"}
         mesh = acc.PluginTagToContent("mesh")
         assert {"landscape/surface_VERTEX", "landscape/surface_FACE", "landscape/surface_COLOR",
                 "landscape/pca_surface_VERTEX"} <= set(mesh)
@@ -184,6 +193,7 @@ def test_end_to_end_writes_event_files_tensorboard_reads_back(tmp_path, capsys):
     assert "barrier kaiming_normal-s0 <-> xavier_uniform-s0" in out
 
 
+@pytest.mark.slow
 def test_from_runs_reuses_finished_training(tmp_path):
     from experiments.train import train_and_evaluate
 
@@ -194,7 +204,7 @@ def test_from_runs_reuses_finished_training(tmp_path):
     checkpoint.save(os.path.join(run_dir, jobs.SNAPSHOTS),
                     {f"{i:04d}": s for i, s in enumerate(result.snapshots)})
     logdir = str(tmp_path / "tb")
-    # a lone run: two processes share its grid points (a ParallelEvaluator)
+    # a lone run: two local workers share its grid points (a SpreadEvaluator)
     assert cli.main([*TINY, "--from-runs", str(tmp_path / "runs"), "--logdir", logdir, "--workers", "2"]) == 0
     summary = json.load(open(os.path.join(logdir, "summary.json")))["runs"][0]
     assert summary["run"] == "lecun_normal-s3"
@@ -222,9 +232,10 @@ def test_bad_flags_fail_on_one_line(argv, message, capsys):
 
 
 def test_help_lists_every_flag(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     out = capsys.readouterr().out
+    assert exit_info.value.code == 0
     for flag in ("--arch", "--inits", "--seeds", "--backend", "--epochs", "--lr", "--from-runs", "--resolution",
                  "--span", "--eval-samples", "--logdir", "--workers"):
         assert flag in out

@@ -6,20 +6,13 @@ import pytest
 
 from manual import gradcheck, spec
 from manual.layers import Dropout, Flatten, Layer, Linear, ReLU, Sigmoid, Tanh
+from tests.random_arch import random_layer
 from tests.tolerances import ROUNDING_F32, ROUNDING_F64, SAMPLE_FRACTION, assert_finite_diff
 
 
 def away_from_zero(rng, shape):
     """Random values with |x| in [0.1, 2): no input within reach of ReLU's kink at 0."""
     return rng.uniform(0.1, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
-
-
-def random_linear(rng, n_in, n_out, dtype=np.float64):
-    """A Linear layer with standard-normal weight and bias."""
-    layer = Linear(spec.Linear(n_in, n_out), dtype)
-    for p in layer.params.values():
-        p[...] = rng.standard_normal(p.shape)
-    return layer
 
 
 @pytest.mark.parametrize("layer, shape", [
@@ -35,7 +28,7 @@ def test_parameterless_layer_matches_finite_differences(layer, shape):
 
 def test_linear_matches_finite_differences():
     rng = np.random.default_rng(2)
-    layer = random_linear(rng, 6, 4)
+    layer = random_layer(spec.Linear(6, 4), rng)
     assert_finite_diff(gradcheck.check_layer(layer, rng.standard_normal((5, 6))))
 
 
@@ -53,7 +46,7 @@ def test_dropout_matches_finite_differences_with_its_mask_held_fixed():
 
 def test_linear_backward_overwrites_grads_and_can_skip_the_input_gradient():
     rng = np.random.default_rng(4)
-    layer = random_linear(rng, 3, 2)
+    layer = random_layer(spec.Linear(3, 2), rng)
     x, dout = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     layer.forward(x)
     dx = layer.backward(dout)
@@ -145,9 +138,9 @@ def test_flatten_rejects_a_one_dimensional_input():
 
 def test_the_layer_base_class_leaves_forward_backward_and_the_r_passes_to_subclasses():
     layer, a = Layer(spec.ReLU(), np.float64), np.zeros((1, 1))
-    for call in (lambda: layer.forward(a), lambda: layer.backward(a), lambda: layer.rforward(a, {}),
-                 lambda: layer.rbackward(a, a)):
-        with pytest.raises(NotImplementedError):
+    for method, call in (("forward", lambda: layer.forward(a)), ("backward", lambda: layer.backward(a)),
+                         ("rforward", lambda: layer.rforward(a, {})), ("rbackward", lambda: layer.rbackward(a, a))):
+        with pytest.raises(NotImplementedError, match=f"^Layer.{method}$"):
             call()
 
 

@@ -63,15 +63,15 @@ def test_cross_entropy_rejects_bad_labels(y, message):
         cross_entropy(np.zeros((2, 3)), y)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: cross_entropy(np.zeros((2, 3)), np.array([0, 1]), reduction="avg"),
-    lambda: cross_entropy(np.zeros(3), np.array([0])),
-    lambda: mse(np.zeros((2, 3)), np.zeros((3, 2))),
-    lambda: mse(np.zeros((2, 3), np.float32), np.zeros((2, 3))),
-    lambda: mse(np.zeros(2), np.zeros(2), reduction="none"),
+@pytest.mark.parametrize("call, message", [
+    (lambda: cross_entropy(np.zeros((2, 3)), np.array([0, 1]), reduction="avg"), "unknown reduction 'avg'"),
+    (lambda: cross_entropy(np.zeros(3), np.array([0])), r"shape \(N, classes\), got \(3,\)"),
+    (lambda: mse(np.zeros((2, 3)), np.zeros((3, 2))), r"target of shape \(2, 3\) .* got \(\(3, 2\)"),
+    (lambda: mse(np.zeros((2, 3), np.float32), np.zeros((2, 3))), "dtype float32, got .*float64"),
+    (lambda: mse(np.zeros(2), np.zeros(2), reduction="none"), "unknown reduction 'none'"),
 ])
-def test_losses_reject_bad_arguments(call):
-    with pytest.raises(ValueError):
+def test_losses_reject_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
 
 
@@ -87,3 +87,13 @@ def test_cross_entropy_leaves_the_logits_alone_and_takes_any_integer_labels(orde
         assert loss == expected[0]
         np.testing.assert_array_equal(dlogits, expected[1])
     np.testing.assert_array_equal(logits, kept)
+
+
+def test_cross_entropy_of_an_empty_batch_is_nan_with_mean_like_torch_and_0_with_sum():
+    import torch
+
+    logits, y = np.zeros((0, 10)), np.zeros(0, np.int64)
+    mean, grad = cross_entropy(logits, y, reduction="mean")
+    assert np.isnan(mean) and grad.shape == (0, 10)
+    assert np.isnan(torch.nn.functional.cross_entropy(torch.zeros(0, 10), torch.zeros(0, dtype=torch.long)).item())
+    assert cross_entropy(logits, y, reduction="sum")[0] == 0.0

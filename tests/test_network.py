@@ -7,15 +7,13 @@ from manual import gradcheck, spec
 from manual.layers import Dropout
 from manual.losses import cross_entropy
 from manual.network import LOSSES
+from tests.random_arch import input_shape
 from tests.tolerances import AGREE_F32, assert_finite_diff
-
-MNIST_SHAPE = {"mlp": (784,), "mlp-sigmoid": (784,), "lenet": (1, 28, 28), "chain": (1,)}
-
 
 def batch(name, n=2, seed=0, dtype=np.float64):
     """Random inputs in [0, 1) shaped for the named architecture, and integer labels (targets for chain)."""
     rng = np.random.default_rng(seed)
-    x = rng.random((n, *MNIST_SHAPE[name])).astype(dtype)
+    x = rng.random(input_shape(spec.get(name), n)).astype(dtype)
     return x, (rng.standard_normal((n, 1)).astype(dtype) if name == "chain" else rng.integers(0, 10, n))
 
 
@@ -159,7 +157,7 @@ def test_build_accepts_only_float32_and_float64(dtype):
         manual.build(spec.get("chain"), dtype=dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")])
+@pytest.mark.parametrize("dtype", ["float32", np.float32, np.dtype("float64")], ids=["name", "type", "dtype"])
 def test_build_accepts_dtype_names_and_numpy_dtypes(dtype):
     assert manual.build(spec.get("chain"), dtype=dtype).params["0.weight"].dtype == np.dtype(dtype)
 
@@ -189,3 +187,15 @@ def test_train_and_eval_switch_dropout_and_masks_follow_the_seed():
     np.testing.assert_array_equal(a.forward(x), a.layers[2].forward(a.layers[0].forward(x)))
     assert a.train() is a and all(layer.training for layer in a.layers)
     assert isinstance(a.layers[1], Dropout)
+
+
+def test_lenet_refuses_an_empty_batch_naming_the_layer():
+    net = manual.build(spec.get("lenet"))
+    with pytest.raises(ValueError, match=r"Flatten\(\) expects input of shape \(N, \.\.\.\) with N >= 1, got \(0, 16, 5, 5\)"):
+        net.forward(np.zeros((0, 1, 28, 28)))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_build_refuses_a_seed_that_is_not_a_whole_number_on_one_line(seed):
+    with pytest.raises(ValueError, match=rf"^seed must be an integer >= 0, got {seed!r}$"):
+        manual.build(spec.get("mlp"), seed=seed)

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import manual
 
 MANUAL = pathlib.Path(manual.__file__).parent
@@ -13,6 +15,8 @@ TRAIN_WITHOUT_TORCH = """
 import importlib, pkgutil, sys
 sys.modules["torch"] = None                                   # any `import torch` now raises ImportError
 import numpy as np
+import pytest
+
 import manual
 from manual import spec
 for module in pkgutil.iter_modules(manual.__path__):
@@ -32,6 +36,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_manual_imports_builds_and_trains_with_torch_blocked():
     done = subprocess.run([sys.executable, "-c", TRAIN_WITHOUT_TORCH], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
@@ -63,6 +68,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_a_manual_run_and_a_claims_worker_never_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", MANUAL_RUN_WITHOUT_TORCH, str(tmp_path)], capture_output=True,
                           text=True, timeout=300)

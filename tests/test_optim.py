@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from manual.optim import SGD, Adam
+from tests.random_arch import random_like
 from tests.tolerances import OPTIM_HAND, OPTIM_MINIMUM
 
 P0 = np.array([1.0, -2.0])
@@ -99,17 +100,13 @@ MAKERS = {
 }
 
 
-def random_grads(rng, params):
-    return {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in params.items()}
-
-
 @pytest.mark.parametrize("name", MAKERS)
 def test_state_dict_through_npz_continues_identically(name):
     rng = np.random.default_rng(0)
     params = {"0.weight": rng.standard_normal((3, 4)), "0.bias": rng.standard_normal(3)}
     opt = MAKERS[name](params)
     for _ in range(5):
-        opt.step(random_grads(rng, params))
+        opt.step(random_like(params, rng))
     buffer = io.BytesIO()
     np.savez(buffer, **opt.state_dict())
     buffer.seek(0)
@@ -119,7 +116,7 @@ def test_state_dict_through_npz_continues_identically(name):
     twin = MAKERS[name](twin_params)
     twin.load_state_dict(state)
     for _ in range(5):
-        grads = random_grads(rng, params)
+        grads = random_like(params, rng)
         opt.step(grads)
         twin.step(grads)
     for k in params:
@@ -133,15 +130,15 @@ def test_load_state_dict_rejects_bad_state_and_changes_nothing():
     good = opt.state_dict()
     other = {"step": np.array(9), **{k: np.full_like(v, 7) for k, v in good.items() if k != "step"}}
     bad_states = [
-        {k: v for k, v in other.items() if k != "w.exp_avg"},
-        {**other, "w.extra": np.zeros(2)},
-        {**other, "w.exp_avg_sq": np.zeros(4)},
-        {**other, "w.exp_avg": np.zeros((2, 2), np.float32)},
-        {**other, "step": np.array(-1)},
-        {**other, "step": np.array(1.5)},
+        ({k: v for k, v in other.items() if k != "w.exp_avg"}, r"missing \['w.exp_avg'\]"),
+        ({**other, "w.extra": np.zeros(2)}, r"unexpected \['w.extra'\]"),
+        ({**other, "w.exp_avg_sq": np.zeros(4)}, r"'w.exp_avg_sq' must be \(2, 2\) float64, got \(4,\)"),
+        ({**other, "w.exp_avg": np.zeros((2, 2), np.float32)}, "'w.exp_avg' must be .* float64, got .* float32"),
+        ({**other, "step": np.array(-1)}, r"'step' must be an integer >= 0, got array\(-1\)"),
+        ({**other, "step": np.array(1.5)}, r"'step' must be an integer >= 0, got array\(1.5\)"),
     ]
-    for bad in bad_states:
-        with pytest.raises(ValueError):
+    for bad, message in bad_states:
+        with pytest.raises(ValueError, match=message):
             opt.load_state_dict(bad)
         after = opt.state_dict()
         assert after.keys() == good.keys()
@@ -164,31 +161,36 @@ def test_float32_stays_float32_in_place_and_grads_are_untouched(make):
     np.testing.assert_array_equal(grad, 0.5)
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: SGD(p, lr=-0.1),
-    lambda p: SGD(p, lr=float("nan")),
-    lambda p: SGD(p, lr=0.1, momentum=-0.9),
-    lambda p: SGD(p, lr=0.1, weight_decay=-1e-4),
-    lambda p: SGD(p, lr=0.1, nesterov=True),
-    lambda p: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
-    lambda p: Adam(p, lr=-1e-3),
-    lambda p: Adam(p, betas=(1.0, 0.999)),
-    lambda p: Adam(p, betas=(0.9, -0.1)),
-    lambda p: Adam(p, eps=-1e-8),
-    lambda p: Adam(p, weight_decay=-0.1),
-    lambda p: Adam(p, betas=(0.9, 0.99, 0.999)),
-    lambda p: SGD({}, lr=0.1),
-    lambda p: SGD({"w": np.arange(3)}, lr=0.1),
+@pytest.mark.parametrize("make, message", [
+    (lambda p: SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
+    (lambda p: SGD(p, lr=float("nan")), "Invalid learning rate: nan"),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.9), "Invalid momentum value: -0.9"),
+    (lambda p: SGD(p, lr=0.1, weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "Nesterov momentum requires a momentum"),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "requires a momentum and zero dampening"),
+    (lambda p: Adam(p, lr=-1e-3), "Invalid learning rate: -0.001"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (lambda p: Adam(p, eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (lambda p: Adam(p, weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (lambda p: Adam(p, betas=(0.9, 0.99, 0.999)), r"betas must be a pair, got \(0.9, 0.99, 0.999\)"),
+    (lambda p: SGD({}, lr=0.1), "optimizer got an empty parameter list"),
+    (lambda p: SGD({"w": np.arange(3)}, lr=0.1), "parameter 'w' must be a writeable float ndarray"),
 ])
-def test_bad_arguments_raise(make):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise(make, message):
+    with pytest.raises(ValueError, match=message):
         make({"w": np.zeros(3)})
 
 
-@pytest.mark.parametrize("grads", [{}, {"w": np.zeros(3), "v": np.zeros(3)}, {"w": np.zeros(4)},
-                                   {"w": np.zeros(3, np.float32)}, {"w": [0.0, 0.0, 0.0]}])
-def test_step_rejects_mismatched_grads(grads):
+@pytest.mark.parametrize("grads, message", [
+    ({}, r"grads keys \[\] differ from params keys \['w'\]"),
+    ({"w": np.zeros(3), "v": np.zeros(3)}, r"grads keys \['v', 'w'\] differ"),
+    ({"w": np.zeros(4)}, r"grad 'w' must be \(3,\) float64, got \(4,\) float64"),
+    ({"w": np.zeros(3, np.float32)}, r"grad 'w' must be \(3,\) float64, got \(3,\) float32"),
+    ({"w": [0.0, 0.0, 0.0]}, "grad 'w' must be .*, got list"),
+])
+def test_step_rejects_mismatched_grads(grads, message):
     w = np.ones(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         SGD({"w": w}, lr=0.1).step(grads)
     np.testing.assert_array_equal(w, 1.0)

@@ -116,6 +116,7 @@ def test_every_code_and_test_reference_exists(path):
             assert re.search(rf"^\s*(?:def|class) {part}\b|^{part} = ", source, re.M), f"{file}: no {part}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command, docs_pages", [("experiments.train", ["training.md"]),
                                              ("experiments.landscape", ["landscapes.md", "training.md"])])
 def test_every_flag_of_a_command_is_documented(command, docs_pages):

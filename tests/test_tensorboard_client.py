@@ -77,6 +77,7 @@ def server(tmp_path):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_runs_scalars_and_meshes(server):
     base, result = server
     tags = json.loads(get(base, "/data/plugin/scalars/tags"))

@@ -7,17 +7,11 @@ import manual
 import torch_ref
 from manual import spec
 from manual.gradcheck import rel_error
+from tests.random_arch import input_shape, inputs
 from tests.tolerances import AGREE_F32, SAME_WEIGHTS_FORWARD
 
 NAMED = [spec.get("chain", depth=3), spec.get("mlp"), spec.get("mlp-sigmoid"), spec.get("lenet"),
          (spec.Conv2d(1, 2, 3), spec.Tanh(), spec.Dropout(0.3), spec.Flatten(), spec.Linear(1352, 4))]
-
-
-def sample(arch, dtype, seed=0):
-    """A seeded input for a spec: (5, in_features), or (5, C, 28, 28) for a conv net."""
-    first = arch[0]
-    shape = (5, first.in_channels, 28, 28) if isinstance(first, spec.Conv2d) else (5, first.in_features)
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -37,7 +31,7 @@ def test_torch_default_init_exported_to_manual_gives_the_same_outputs(arch, dtyp
     mod = torch_ref.build(arch, dtype, seed=4).eval()
     net = manual.build(arch, init="zeros", dtype=dtype).eval()
     net.load_state_dict(torch_ref.to_numpy(mod.state_dict()))
-    x = sample(arch, dtype)
+    x = inputs(input_shape(arch, 5), 0, dtype)
     with torch.no_grad():
         theirs = mod(torch.tensor(x)).numpy()
     ours = net.forward(x)
@@ -74,9 +68,11 @@ def test_seed_makes_torch_init_reproducible_without_touching_the_global_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-@pytest.mark.parametrize("bad", [[spec.ReLU(), "Linear(3, 4)"], [torch.nn.ReLU()], []])
-def test_unknown_layer_spec_is_a_value_error(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, message", [([spec.ReLU(), "Linear(3, 4)"], r"layer 1 is 'Linear\(3, 4\)', not one of"),
+                                          ([torch.nn.ReLU()], r"layer 0 is ReLU\(\), not one of Linear"),
+                                          ([], "a spec needs at least one layer")])
+def test_unknown_layer_spec_is_a_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
         torch_ref.build(bad)
 
 

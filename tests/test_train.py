@@ -84,7 +84,8 @@ def wait_for(path, proc, epoch=0, seconds=120):
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=lambda sig: sig.name)
 def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrupted, sig):
     run_dir = str(tmp_path)
     proc = train_cli(*RESUME_FLAGS, "--run-dir", run_dir, wait=False)
@@ -105,6 +106,7 @@ def test_resume_after_kill_equals_uninterrupted_run_bitwise(tmp_path, uninterrup
     assert steps == sorted(set(steps)) and len(steps) == 3 * 100  # no duplicated steps after the restart
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_first_epoch_of_both_backends_resumes(tmp_path):
     flags = ["--backend", "both", "--optimizer", "sgd", "--limit-train", "1000", "--batch-size", "10",
              "--epochs", "2", "--run-dir", str(tmp_path)]
@@ -117,12 +119,13 @@ def test_ctrl_c_in_the_first_epoch_of_both_backends_resumes(tmp_path):
     assert (tmp_path / "torch" / "final.npz").exists() and (tmp_path / "manual" / "final.npz").exists()
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_step_and_layer(tmp_path):
     done = train_cli("--backend", "manual", "--limit-train", "500", "--batch-size", "50", "--lr", "1e12",
                      "--epochs", "1", "--run-dir", str(tmp_path))
     assert done.returncode == 3
     message = done.stderr.strip().splitlines()[-1]
-    assert "step" in message and "non-finite" in message and "Traceback" not in done.stderr
+    assert "step 1 " in message and "parameter 0.weight" in message and "Traceback" not in done.stderr
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
@@ -146,17 +149,16 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(np.isfinite(v).all() for v in saved["param"].values())
 
 
-def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path):
-    done = train_cli("--backend", "manual", "--limit-train", "300", "--batch-size", "100", "--epochs", "1",
-                     "--run-dir", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path, capsys):
+    train_and_evaluate(Config(backend="manual", limit_train=300, batch_size=100, epochs=1), str(tmp_path), quiet=True)
     path = tmp_path / "manual" / "checkpoint.npz"
     path.write_bytes(path.read_bytes()[:200])
-    done = train_cli("--resume", "--run-dir", str(tmp_path))
-    assert done.returncode == 1
-    assert str(path) in done.stderr and "Traceback" not in done.stderr
+    assert train_command.main(["--resume", "--run-dir", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(path) in err[0], err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, words", [
     (["--lr", "-1"], "--lr"),
     (["--batch-size", "zero"], "--batch-size"),

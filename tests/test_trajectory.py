@@ -11,6 +11,7 @@ from manual import optim, spec
 from manual.gradcheck import rel_error
 from tests.tolerances import TRAJECTORY
 
+pytestmark = pytest.mark.slow   # end to end: 200 training steps of both stacks on real MNIST, twelve times
 STEPS = 200
 LAYERS = spec.get("mlp", hidden=(32,))
 OPTIMIZERS = {   # name: (manual class, torch class, keyword arguments both take)

@@ -27,3 +27,4 @@ HESSIAN_EIGEN = 1e-8          # eigenvalues from products (eigsh) vs numpy.linal
 DENSITY_INTEGRAL = dict(rtol=1e-6, atol=0)   # SLQ density on its grid (trapezoid) vs 1 and vs the quadrature's moments
 QUADRATURE_F64 = dict(rtol=1e-10, atol=0)    # Gauss-Lanczos moments k <= 2 vs v^T H^k v of the same start (exact in theory)
 STANDARD_ERRORS = 4.0         # a seeded stochastic estimate lies within this many (exact) standard errors of the truth
+CURVATURE_EIGEN = 1e-3          # the landscape's eigsh (tol 1e-3, jobs.CURVATURE) vs eigh of the full Hessian, / max |λ|

@@ -1,14 +1,19 @@
 """Training backends: the Trainer interface the training loop drives, and what both implementations share."""
 import numpy as np
 
+from experiments.exits import DIVERGED
 from manual.spec import describe as describe_arch
 
 TRAINERS = ("manual", "torch")   # the training backends; trainer(name) gives the class
 EVAL_CHUNK = 1000                # examples per forward pass when evaluating
+PARAM_LIMIT = 1e8                # a parameter beyond this in size has diverged too, before it overflows to inf
 
 
 class Diverged(RuntimeError):
-    """The loss or a gradient stopped being finite."""
+    """The loss, a gradient, a parameter or an evaluation stopped being finite (or a parameter grew past
+    PARAM_LIMIT)."""
+
+    exit_code = DIVERGED
 
 
 def optimizer_args(cfg):
@@ -32,6 +37,16 @@ def check_finite(loss, grads, describe):
     name = first_nonfinite(grads)
     where = f"first non-finite gradient: {name} of {describe(name)}" if name else "all gradients finite"
     raise Diverged(f"non-finite loss ({loss}); {where}")
+
+
+def check_params(params, describe):
+    """Raise Diverged naming the first parameter (in layer order) that holds a NaN, an infinity or an entry beyond
+    PARAM_LIMIT in size; two reductions per tensor."""
+    for name, p in params.items():
+        top = max(abs(float(p.max())), abs(float(p.min())))                       # nan if p holds one
+        if not top <= PARAM_LIMIT:
+            raise Diverged(f"parameter {name} of {describe(name)} reached {top:.3g} after the update "
+                           f"(limit {PARAM_LIMIT:g})")
 
 
 def evaluate_in_chunks(forward, score, x, y, chunk=EVAL_CHUNK):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 import manual
-from experiments.backends import Trainer, check_finite, evaluate_in_chunks, optimizer_args
+from experiments.backends import Trainer, check_finite, check_params, evaluate_in_chunks, optimizer_args
 from manual import optim
 from manual.losses import cross_entropy
 
@@ -33,6 +33,7 @@ class ManualTrainer(Trainer):
         loss, grads = self.net.loss_and_grads(x, y, reduction=self.reduction)
         check_finite(loss, grads, self.describe)
         self.opt.step(grads)
+        check_params(self.net.params, self.describe)
         return loss
 
     def grads(self):

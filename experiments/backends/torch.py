@@ -1,9 +1,10 @@
 """torch.nn from the same arch, trained by autograd and torch.optim, as a training backend."""
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 import torch_ref
-from experiments.backends import Trainer, check_finite, evaluate_in_chunks, optimizer_args
+from experiments.backends import Trainer, check_finite, check_params, evaluate_in_chunks, optimizer_args
 
 
 def score(logits, y):
@@ -25,6 +26,15 @@ class TorchTrainer(Trainer):
         kind, kwargs = optimizer_args(cfg)
         cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
         self.opt = cls(self.params.values(), **kwargs)
+        for p in self.params.values():   # the state torch.optim's first step would make, so every checkpoint has it
+            self.opt.state[p] = self.fresh_state(p)
+
+    def fresh_state(self, p):
+        """torch.optim's per-parameter state before the first step: Adam's step and moments, SGD's momentum buffer
+        (zeros: buffer * momentum + grad is then exactly the grad its first step would clone)."""
+        if isinstance(self.opt, torch.optim.Adam):
+            return {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        return {"momentum_buffer": torch.zeros_like(p)} if self.opt.defaults["momentum"] else {}
 
     def set_lr(self, lr):
         for group in self.opt.param_groups:
@@ -37,6 +47,7 @@ class TorchTrainer(Trainer):
         value = loss.item()
         check_finite(value, self.grads(), self.describe)
         self.opt.step()
+        check_params({name: p.detach().numpy() for name, p in self.params.items()}, self.describe)
         return value
 
     def grads(self):
@@ -62,10 +73,30 @@ class TorchTrainer(Trainer):
         return {"torch": torch.get_rng_state().numpy()}
 
     def load(self, params, optimizer, rng):
+        """Every key, shape and dtype checked first (ValueError naming the first problem), then copied in."""
+        expected = {"param": {name: p.detach().numpy() for name, p in self.params.items()},
+                    "optim": {f"{name}.{key}": value.numpy() for name, p in self.params.items()
+                              for key, value in self.fresh_state(p).items()},
+                    "rng": {"torch": torch.get_rng_state().numpy()}}
+        for group, given in (("param", params), ("optim", optimizer), ("rng", rng)):
+            like(group, given, expected[group])
+        for key, step in optimizer.items():
+            if key.endswith(".step") and not (np.isfinite(step) and step >= 0 and step == int(step)):
+                raise ValueError(f"optim/{key} must be a whole number >= 0, got {step}")
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(torch.from_numpy(params[name]))
         for name, p in self.params.items():
-            keys = [k for k in optimizer if k.rpartition(".")[0] == name]
-            self.opt.state[p] = {k.rpartition(".")[2]: torch.from_numpy(optimizer[k].copy()) for k in keys}
+            self.opt.state[p] = {key: torch.from_numpy(optimizer[f"{name}.{key}"].copy()) for key in self.fresh_state(p)}
         torch.set_rng_state(torch.from_numpy(rng["torch"].copy()))
+
+
+def like(group, given, expected):
+    """ValueError unless given ({key: array}) has expected's keys, and each entry its shape and dtype."""
+    missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{group}: missing {missing}, unexpected {extra}")
+    for key, want in expected.items():
+        got = np.asarray(given[key])
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ValueError(f"{group}/{key} is {got.dtype} {got.shape}, expected {want.dtype} {want.shape}")

@@ -1,5 +1,5 @@
 """The course notes' claims, measured: one module per experiment, `python -m experiments.claims.<name> [--quick]`
-(or `backprop-lab claims <name>`). harness (flags, output, CSV, PNG, TensorBoard, worker pool) and solutions
+(or `backprop-lab claims <name>`). harness (flags, output, CSV, PNG, TensorBoard, the sweep runner) and solutions
 (train, evaluate and compare trained networks) are shared by them."""
 
 CLAIMS = {   # module name -> what it measures (the course notes' section)

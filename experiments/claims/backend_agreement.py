@@ -133,8 +133,8 @@ def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     jobs = [{"settings": settings, "dtype": d, "seed": s, "run_dir": os.path.join(args.out, "runs", f"{d}-s{s}")}
             for d in settings.dtypes for s in settings.seeds]
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
-    results = harness.parallel_map(compare, jobs, args.workers)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
+    results = harness.parallel_map(compare, jobs, args)
     agreement = [row for r in results for row in r[0]]
     losses = [row for r in results for row in r[1]]
     finals = [r[2] for r in results]

@@ -239,8 +239,8 @@ def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     rows = gradient_rows(settings)
     harness.log(f"gradients of {len(rows)} weights measured ({time.perf_counter() - args.started:.1f} s)")
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
-    results = harness.parallel_map(train, training_jobs(settings), args.workers)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
+    results = harness.parallel_map(train, training_jobs(settings), args)
     train_rows, curves = [r for r, _ in results], [c for _, c in results]
     harness.write_csv(f"{args.out}/chain_gradients.csv", rows)
     harness.write_csv(f"{args.out}/chain_training.csv", train_rows)

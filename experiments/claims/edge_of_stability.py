@@ -18,6 +18,7 @@ from scipy.sparse.linalg import eigsh
 
 import manual
 from experiments import data
+from experiments.backends import Diverged
 from experiments.claims import harness
 from experiments.landscape import curvature
 from manual import spec
@@ -71,7 +72,7 @@ def descend(job):
                               "products": products})
         loss, grads = net.loss_and_grads(x, y, reduction="mean")
         if not np.isfinite(loss):
-            raise harness.JobFailed(f"gradient descent at eta {eta} diverged at step {step} (loss {loss})")
+            raise Diverged(f"gradient descent at eta {eta}: loss {loss} at step {step}")
         losses.append({"eta": eta, "step": step, "loss": float(loss)})
         if step < settings.steps:
             opt.step(grads)
@@ -135,9 +136,9 @@ def plot(losses, sharpness, settings, out, w):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     jobs = [{"settings": settings, "eta": eta} for eta in settings.etas]
-    results = harness.parallel_map(descend, jobs, args.workers)
+    results = harness.parallel_map(descend, jobs, args)
     losses = [row for r in results for row in r[0]]
     sharpness = [row for r in results for row in r[1]]
     harness.write_csv(f"{args.out}/eos_loss.csv", losses)

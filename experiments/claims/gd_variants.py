@@ -199,8 +199,8 @@ def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv, workers=1)
     jobs = [{"settings": settings, "batch_size": bs, "seed": seed, "run_dir": f"{args.out}/runs/batch-{bs}-s{seed}"}
             for seed in settings.seeds for bs in settings.batch_sizes]
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
-    results = harness.parallel_map(train_variant, jobs, args.workers)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
+    results = harness.parallel_map(train_variant, jobs, args)
     curves, finals = [row for r in results for row in r[0]], [r[1] for r in results]
     harness.write_csv(f"{args.out}/gd_curves.csv", curves)
     harness.write_csv(f"{args.out}/gd_final.csv", finals)

@@ -1,10 +1,9 @@
-"""What every claims experiment shares: flags, --quick/--full settings, CSV, PNG, TensorBoard, a worker pool."""
+"""What every claims experiment shares: flags, --quick/--full settings, CSV, PNG, TensorBoard, the sweep runner."""
 import argparse
 import csv
 import dataclasses
 import functools
 import io
-import multiprocessing
 import os
 import shutil
 import sys
@@ -13,31 +12,31 @@ import time
 import numpy as np
 from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no display, no pyplot state
 
-from experiments.backends import Diverged
-from experiments.data import DataError
+from experiments import exits
 from experiments.flags import Parser, positive_int
-from experiments.io import write_atomic, write_text
+from experiments.io import remove_temporaries, write_atomic, write_text
 from experiments.landscape import tb
-from experiments.landscape.parallel import cores, thread_env
-
-
-class JobFailed(RuntimeError):
-    """A job given to Workers.map raised; the message names the function and the original error."""
-
+from experiments.lock import DirectoryLock
+from experiments.sweep import SCHEDULER_ENV, Sweep, cores
 
 MARK = ".claims-output"   # in OUT: its tb/ and runs/ were made by a claims command, which may replace them
-FAILURES = (DataError, OSError, Diverged, JobFailed)   # what command() reports as one line instead of a traceback
+HELD = []                 # the --out lock clear() took; command() releases it when main ends
 
 
 def command(main):
-    """Wraps an experiment's main(argv): a known failure prints one 'error: ...' line to stderr and returns 1."""
+    """Wraps an experiment's main(argv): a known failure (experiments.exits: a failed task, an unreachable
+    --scheduler, ...) is one 'prog: error: ...' line on stderr and its exit code; the --out lock is released at
+    the end."""
+    module = sys.modules[main.__module__]
+    prog = f"python -m {module.__spec__.name if module.__spec__ else main.__module__}"   # not "__main__" under -m
+
     @functools.wraps(main)
     def run(argv=None):
         try:
-            return main(argv)
-        except FAILURES as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            return 1
+            return exits.run(prog, main, argv)
+        finally:
+            while HELD:
+                HELD.pop().release()
     return run
 
 
@@ -48,12 +47,19 @@ def parser(name, description, full, quick, workers=None):
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
     p.add_argument("--quick", action="store_true", help="the tiny smoke-test setting (seconds) instead of the full one")
     p.add_argument("--out", default=os.path.join("runs", "claims", name),
-                   help=f"where the CSV, PNGs, TensorBoard logs (OUT/tb) and training runs (OUT/runs) go; OUT/tb and "
-                        f"OUT/runs of an earlier run of a claims command are deleted first, other folders of those "
-                        f"names are refused (default: runs/claims/{name})")
+                   help=f"where the CSV, PNGs, TensorBoard logs (OUT/tb) and training runs (OUT/runs) go; locked "
+                        f"while the command runs (default: runs/claims/{name})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT/tb and OUT/runs of an earlier run of a claims command (without it they are "
+                        "refused; folders of those names that no claims command made are refused always)")
     p.add_argument("--workers", type=positive_int, default=workers or cores(),
-                   help=f"worker processes for independent trainings (default: {workers or cores()}"
+                   help=f"local worker processes for independent trainings (a Dask LocalCluster, one thread each; "
+                        f"1: in this process) (default: {workers or cores()}"
                         f"{'' if workers else ', the number of cores'})")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the trainings on the Dask cluster of this scheduler instead (its workers need the "
+                        "project installed and MNIST in their data directory); unreachable: exit 2 "
+                        f"(default: ${SCHEDULER_ENV}, else local workers)")
     return p
 
 
@@ -71,14 +77,19 @@ def start(name, description, full, quick, argv, workers=None):
     return args, settings
 
 
-def clear(out):
-    """Make OUT, deleting the tb/ and runs/ an earlier claims run left there (OUT holds MARK); FileExistsError
-    for a tb/ or runs/ this command did not create."""
-    os.makedirs(out, exist_ok=True)
+def clear(out, overwrite=False):
+    """Make and lock OUT (until command()'s main ends), remove stale temporaries, and delete the tb/ and runs/
+    an earlier claims run left there, only with overwrite; FileExistsError for a tb/ or runs/ there without
+    overwrite, or one this command did not create (OUT lacks MARK)."""
+    HELD.append(DirectoryLock(out, "--out").acquire())
+    remove_temporaries(out)
     subs = [os.path.join(out, sub) for sub in ("tb", "runs") if os.path.exists(os.path.join(out, sub))]
     if subs and not os.path.exists(os.path.join(out, MARK)):
         raise FileExistsError(f"{subs[0]} was not made by a claims command (no {MARK} in {out}); "
                               f"choose another --out")
+    if subs and not overwrite:
+        raise FileExistsError(f"{subs[0]} holds an earlier run: pass --overwrite to replace it, or choose "
+                              f"another --out")
     for sub in subs:
         shutil.rmtree(sub)
     write_text(os.path.join(out, MARK), "tb/ and runs/ here belong to experiments.claims and are replaced by its next run\n")
@@ -172,39 +183,20 @@ class JobLog:
             self.last = now
 
 
-class Workers:
-    """A pool of `workers` spawned processes, reused by every map() inside the with block; this process if 1."""
-    # Each worker starts with cores // workers BLAS/OpenMP threads unless the environment sets them (torch reads
-    # the same variables), so the pool does not oversubscribe the machine.
-
-    def __init__(self, workers):
-        self.workers, self.pool = workers, None
-
-    def __enter__(self):
-        if self.workers > 1:
-            with thread_env(max(1, cores() // self.workers)):   # read by each worker's BLAS and torch at import
-                self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
-        return self
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.close() if exc[0] is None else self.pool.terminate()
-            self.pool.join()
-
-    def map(self, function, jobs):
-        """[function(job) for job in jobs], in order, progress logged; a job's exception raises JobFailed."""
-        progress, results = JobLog(len(jobs)), []
-        outcomes = self.pool.imap(function, jobs) if self.pool else map(function, jobs)
-        try:
-            for result in outcomes:
-                results.append(result)
-                progress.tick(f", {self.workers} workers" if self.pool else "")
-        except Exception as err:
-            raise JobFailed(f"{function.__name__} failed on job {len(results)}: {type(err).__name__}: {err}") from err
-        return results
+def workers(args, jobs=None):
+    """The sweep runner for --workers (at most `jobs` of them, when given) or --scheduler; use it as a context."""
+    return Sweep(args.workers if jobs is None else min(args.workers, jobs), args.scheduler,
+                 log=lambda line: log(f"sweep: {line}"))
 
 
-def parallel_map(function, jobs, workers):
-    """[function(job) for job in jobs] over min(workers, len(jobs)) worker processes (see Workers)."""
-    with Workers(min(workers, len(jobs))) as pool:
-        return pool.map(function, jobs)
+def run(sweep, function, jobs):
+    """sweep.map(function, jobs), a line logged as jobs finish; a job's exception: TaskFailed naming its worker."""
+    progress = JobLog(len(jobs))
+    note = f", {sweep.size} workers" if sweep.client else ""
+    return sweep.map(function, jobs, finished=lambda index: progress.tick(note))
+
+
+def parallel_map(function, jobs, args):
+    """[function(job) for job in jobs] over min(--workers, len(jobs)) local workers or --scheduler's cluster."""
+    with workers(args, len(jobs)) as sweep:
+        return run(sweep, function, jobs)

@@ -235,10 +235,10 @@ def training_jobs(settings, runs_dir):
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
     jobs = training_jobs(settings, f"{args.out}/runs")
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
-    with harness.Workers(args.workers) as pool:
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
+    with harness.workers(args) as sweep:
         harness.log(f"training {len(jobs)} networks")
-        results = pool.map(train_one, jobs)
+        results = harness.run(sweep, train_one, jobs)
         runs, finals = [r[0] for r in results], [r[1] for r in results]
         main_runs = [i for i, r in enumerate(runs) if r["activation"] == "relu" and not r["diverged"]]
         groups = {scheme: [(i, jobs[i]["cfg"], finals[i]) for i in main_runs if runs[i]["scheme"] == scheme]
@@ -246,7 +246,7 @@ def main(argv=None):
         todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps, settings.matchings,
                                    settings.bezier_steps)
         harness.log(f"{len(todo)} pairs of solutions: straight paths raw and aligned, Bézier curves")
-        paths = pool.map(solutions.pair_paths, todo)
+        paths = harness.run(sweep, solutions.pair_paths, todo)
     symmetry = [row for r in results for row in r[2]]
     dist = solutions.distances([finals[i] for i in main_runs])
     row_of = {run: row for row, run in enumerate(main_runs)}                          # run index -> dist row

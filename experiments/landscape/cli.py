@@ -1,5 +1,6 @@
 """`python -m experiments.landscape` (and `backprop-lab landscape`): loss landscapes across initializations."""
-import dataclasses
+import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -7,12 +8,17 @@ import sys
 
 from tqdm import tqdm
 
+from experiments import exits
 from experiments.backends import TRAINERS
-from experiments.config import Config
-from experiments.flags import Parser, add_config_flags, positive_float, positive_int
-from experiments.io import write_json
-from experiments.landscape import jobs, parallel, surfaces, tb
+from experiments.config import Config, arch_of
+from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
+from experiments.io import remove_temporaries, write_json
+from experiments.landscape import curvature, jobs, partners, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
+from experiments.lock import DirectoryLock
+from experiments.progress import Progress
+from experiments.sweep import SCHEDULER_ENV, Sweep, cores
+from manual.init import parse as parse_init
 
 
 def parser(prog="python -m experiments.landscape"):
@@ -26,7 +32,7 @@ def parser(prog="python -m experiments.landscape"):
     p.add_argument("--inits", nargs="+", metavar="SCHEME",
                    help="initialization schemes to compare (manual.init names, e.g. kaiming_normal xavier_uniform "
                         "normal:0.01); default: kaiming_normal xavier_uniform")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+    p.add_argument("--seeds", nargs="+", type=seed, metavar="SEED",
                    help="seeds per scheme (initial weights and batch order); default: 0 1")
     p.add_argument("--backend", dest="eval_backend", choices=EVALUATION_BACKENDS, default="manual",
                    help="backend that evaluates the landscape points (default: manual)")
@@ -50,19 +56,44 @@ def parser(prog="python -m experiments.landscape"):
                    help="sharpness = mean loss rise at this filter-normalised radius (default: 0.25)")
     p.add_argument("--sharpness-dirs", type=positive_int, default=10,
                    help="random directions (each taken both ways) averaged for the sharpness (default: 10)")
+    p.add_argument("--curvature-samples", type=int, default=CURVATURE_SAMPLES, metavar="N",
+                   help="Hessian of the mean loss on the first N evaluation images (at most --eval-samples), at "
+                        "every solution and its initial weights: lambda_max and lambda_min (Lanczos, eigsh), the "
+                        "trace (Hutchinson, with its 95%% interval) and the spectral density (stochastic Lanczos "
+                        "quadrature); 0 = off. Fewer images give a noisier and higher lambda_max: on a trained mlp its "
+                        "spread (std / mean) across disjoint subsets was 22%% at 128 images, 13%% at 1,000 and 2.4%% "
+                        "at 10,000 (benchmarks/curvature_spread.py) "
+                        f"(default: {CURVATURE_SAMPLES})")
+    p.add_argument("--curvature-backend", choices=curvature.BACKENDS, default="manual",
+                   help="backend of the Hessian-vector products: manual (the R-operator in NumPy) or torch (double "
+                        "backward) (default: manual)")
+    p.add_argument("--align", choices=tuple(jobs.ALIGNMENTS), default="weight",
+                   help="also measure every pair's straight path after aligning the second solution's hidden units "
+                        "to the first's: weight matching, activation matching on the evaluation images, both (the "
+                        "lower barrier counts as the aligned one), or none (default: weight)")
+    p.add_argument("--bezier-steps", type=int, default=0, metavar="N",
+                   help="also train a quadratic Bezier curve between every pair of solutions for N SGD steps (the "
+                        "runs' training backend, training subset, learning rate, momentum and batch size) and "
+                        "measure the loss along it; 0 = off (default: 0)")
     p.add_argument("--logdir", default="runs/landscape",
                    help="TensorBoard log directory: one run per (scheme, seed) and one 'cross_init' run; contour "
                         "PNGs in LOGDIR/png (default: runs/landscape)")
     p.add_argument("--train-dir", default=None,
                    help="where the training runs go (default: LOGDIR-train)")
-    p.add_argument("--workers", type=positive_int, default=parallel.cores(),
-                   help="worker processes: each takes one (scheme, seed) run at a time, or they share the grid "
-                        "points of a lone run (default: the number of cores)")
+    p.add_argument("--workers", type=positive_int, default=cores(),
+                   help="local worker processes (a Dask LocalCluster, one thread each; 1: everything in this "
+                        "process): each takes one (scheme, seed) run at a time, or they share the grid points of a "
+                        "lone run (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on the Dask cluster of this scheduler instead of local workers (its workers need the "
+                        "project installed and MNIST in their data directory); unreachable: exit 2 "
+                        f"(default: ${SCHEDULER_ENV}, else local workers)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete earlier results of the same runs first (their training runs and TensorBoard runs)")
     return p
 
 
+CURVATURE_SAMPLES = 1000   # the default of --curvature-samples
 TRAINING = {"inits": ["kaiming_normal", "xavier_uniform"], "seeds": [0, 1], "train_backend": "manual",
             "snapshots_per_epoch": 10}   # flags (and their defaults) that only apply when training
 
@@ -73,20 +104,32 @@ def plan(p, args):
         p.error(f"--resolution must be odd and >= 3 so the grid has a centre, got {args.resolution}")
     if args.eval_samples > 10_000:
         p.error(f"--eval-samples: the test set has 10000 images, got {args.eval_samples}")
+    for flag in ("curvature_samples", "bezier_steps"):
+        if getattr(args, flag) < 0:
+            p.error(f"--{flag.replace('_', '-')} must be >= 0 (0 = off), got {getattr(args, flag)}")
     training = [k for k, v in vars(args).items() if v is not None and (
         k in TRAINING or k in Config.__dataclass_fields__ and k != "data_dir")]
     if args.from_runs and training:
         p.error(f"--from-runs reuses finished runs: drop --{training[0].replace('_', '-')}")
     for k, v in TRAINING.items():
         setattr(args, k, v if getattr(args, k) is None else getattr(args, k))
+    try:
+        schemes = [parse_init(init) for init in args.inits]
+    except ValueError as err:
+        p.error(f"--inits: {err}")
+    twins = [init for k, init in enumerate(args.inits) if schemes[k] in schemes[:k]]
+    if twins:
+        p.error(f"--inits: {twins[0]} names a scheme given already (kaiming = kaiming_normal, "
+                f"xavier = xavier_uniform, normal = normal:0.01, uniform = uniform:0.1)")
     settings = jobs.Settings(
         backend=args.eval_backend, resolution=args.resolution, span=args.span, eval_samples=args.eval_samples,
         sharpness_radius=args.sharpness_radius, sharpness_dirs=args.sharpness_dirs,
-        snapshots_per_epoch=args.snapshots_per_epoch, logdir=args.logdir,
+        snapshots_per_epoch=args.snapshots_per_epoch, curvature_samples=args.curvature_samples,
+        curvature_backend=args.curvature_backend, align=args.align, bezier_steps=args.bezier_steps, logdir=args.logdir,
         train_dir=args.train_dir or args.logdir.rstrip("/") + "-train")
     if args.from_runs:
         runs = found_runs(p, args.from_runs)
-        cfgs = [jobs.finished_config(r) for r in runs]
+        cfgs = [jobs.check_finished(r) for r in runs]
         todo = [{"settings": settings, "run_dir": r} for r in runs]
         outputs = []
     else:
@@ -111,84 +154,193 @@ def plan(p, args):
 
 
 def found_runs(p, paths):
-    """Run directories (holding config.json and final.npz) among paths and their immediate subfolders."""
+    """Run directories (holding config.json) among paths and their immediate subfolders; one without final.npz
+    (unfinished) is refused by name."""
     runs = []
     for path in paths:
         if not os.path.isdir(path):
             p.error(f"--from-runs: {path} is not a directory")
         candidates = [path] if os.path.exists(os.path.join(path, "config.json")) else \
             [os.path.join(path, d) for d in sorted(os.listdir(path))]
-        runs += [c for c in candidates if all(os.path.isfile(os.path.join(c, f)) for f in ("config.json", "final.npz"))]
+        runs += [c for c in candidates if os.path.isfile(os.path.join(c, "config.json"))]
     if not runs:
         p.error(f"--from-runs: no run directory (config.json + final.npz) in {' '.join(paths)}")
+    unfinished = [r for r in runs if not os.path.isfile(os.path.join(r, "final.npz"))]
+    if unfinished:
+        p.error(f"--from-runs: {unfinished[0]} is unfinished (no final.npz): finish it with python -m "
+                f"experiments.train --resume --run-dir {unfinished[0]}, or leave it out")
     return runs
 
 
-def run_all(todo, workers, bar):
-    """(landscape summaries, pair paths) of the runs in todo: in a pool of spawned processes taking one job
-    at a time, or, when there is work for only one, in this process with the workers sharing each evaluation."""
-    if min(workers, len(todo)) <= 1:
-        jobs.SINK = bar.update
-        done = [jobs.landscape({**job, "settings": dataclasses.replace(job["settings"], eval_workers=workers)})
-                for job in todo]
-        return done, dict(jobs.pair(job) for job in pair_jobs(done, todo[0]["settings"]))
-    workers = min(workers, len(todo))
-    processes, updates = parallel.pool(workers, jobs.init_worker, (max(1, parallel.cores() // workers),))
-    with parallel.closing(processes, updates):
-        done = parallel.wait(processes.map_async(jobs.landscape, todo), updates, bar.update)
-        paths = parallel.wait(processes.map_async(jobs.pair, pair_jobs(done, todo[0]["settings"])), updates,
-                              bar.update)
+def within(path, folder):
+    """Whether path is folder or lies inside it (after resolving links)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def locks(settings, training):
+    """The directory locks of a landscape job: --logdir, and --train-dir when it trains (once if they are one)."""
+    held = [DirectoryLock(settings.logdir, "--logdir")]
+    if training and os.path.realpath(settings.train_dir) != os.path.realpath(settings.logdir):
+        held.append(DirectoryLock(settings.train_dir, "--train-dir"))
+    return held
+
+
+def run_all(todo, sweep, bar):
+    """(landscape summaries, pair paths) of the runs in todo: one task per run on the sweep's workers, or, for a
+    lone run, in this process with the workers sharing its grid points; then one task per pair of runs."""
+    progress = Progress(bar.update)
+    if len(todo) == 1:
+        done = sweep.map(functools.partial(jobs.landscape, sweep=sweep), todo, progress, here=True)
+    else:
+        done = sweep.map(jobs.landscape, todo, progress)
+    paths = sweep.map(jobs.pair, pair_jobs(done, todo[0]["settings"]), progress)
+    progress.flush()
     return done, dict(paths)
 
 
 def pair_jobs(done, settings):
-    """One job per pair of finished runs: the straight path between their solutions."""
+    """One job per pair of finished runs: the paths between their solutions (straight, aligned, Bezier)."""
     return [{"settings": settings, "cfg": a[1], "a": a[2], "b": b[2], "names": (a[0]["run"], b[0]["run"])}
             for a, b in itertools.combinations(done, 2)]
 
 
 def main(argv=None, prog="python -m experiments.landscape"):
-    """Measure the landscapes; exit 0 done, 1 a job failed, 2 bad flags."""
+    """Measure the landscapes; the exit codes are experiments.exits' (0 done, 1 bad input or a job failed,
+    2 bad flags, 3 a training diverged, 6 --logdir or --train-dir in use, 130 Ctrl-C, 143 SIGTERM)."""
+    return exits.run(prog, command, argv, prog)
+
+
+def command(argv, prog):
+    """main's work: flags, inputs checked, --logdir (and --train-dir) locked, then the jobs."""
     p = parser(prog)
     args = p.parse_args(argv)
     settings, todo, outputs = plan(p, args)
+    with contextlib.ExitStack() as stack:
+        for held in locks(settings, training=not args.from_runs):
+            stack.enter_context(held)
+            remove_temporaries(held.directory)
+        return measure_all(p, args, settings, todo, outputs)
+
+
+def measure_all(p, args, settings, todo, outputs):
+    """Clear the outputs to be replaced (never an input run), run the jobs, report; the exit code."""
     taken = [d for d in outputs if os.path.exists(d)]
     if taken and not args.overwrite:
         p.error(f"{taken[0]} exists: pass --overwrite to replace it, or choose another --logdir")
+    inputs = [job["run_dir"] for job in todo if job.get("run_dir")]
+    clash = next(((r, d) for d in taken for r in inputs if within(r, d)), None)
+    if clash:
+        p.error(f"--overwrite would delete {clash[1]}, which holds the input run {clash[0]} (--from-runs): "
+                f"choose another --logdir")
     for d in taken:
         shutil.rmtree(d)
     alphas = surfaces.path_alphas(settings.resolution - 1)
     pairs = len(todo) * (len(todo) - 1) // 2
-    total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + pairs * len(alphas)
+    kinds = 1 + len(jobs.ALIGNMENTS[settings.align]) + bool(settings.bezier_steps)   # paths per pair
+    total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
+        pairs * kinds * len(alphas)
     bar = tqdm(total=total, desc="landscape", unit="pt", dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+    workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
     try:
-        done, paths = run_all(todo, args.workers, bar)
-    except Exception as err:   # a worker's failure, reported on one line
+        with Sweep(workers, args.scheduler, log=lambda line: bar.write(f"[sweep] {line}", file=sys.stderr)) as sweep:
+            done, paths = run_all(todo, sweep, bar)
+    except Exception as err:   # a task's failure (a divergence, a Ctrl-C in a training) or an unreachable --scheduler
+        code, message = exits.code_of(err)
+        print(f"{p.prog}: error: {type(err).__name__}: {message}", file=sys.stderr)
+        return code
+    finally:
         bar.close()
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    bar.close()
-    report(settings, [d[0] for d in done], done[0][1].arch, paths, alphas)
+    report(settings, done, paths, alphas)
     return 0
 
 
-def report(settings, rows, arch, paths, alphas):
+LABELS = {"": "straight", "aligned_weight": "straight, aligned by weight matching",
+          "aligned_activation": "straight, aligned by activation matching",
+          "bezier": "quadratic Bezier curve (trained bend)"}   # legends of a pair's paths
+CURVATURE_METRICS = ("lambda_max", "lambda_min", "trace", "lambda_max_init", "lambda_min_init", "trace_init")
+
+
+def pair_barriers(paths):
+    """A pair's barriers: raw, aligned (the lower over the alignments tried, and by which), per alignment when
+    there are two, and along the Bezier curve."""
+    out = {"barrier": surfaces.barrier(paths["raw"])}
+    aligned = {m: surfaces.barrier(paths[m]) for m in ("weight", "activation") if m in paths}
+    if aligned:
+        best = min(aligned, key=aligned.get)
+        out.update({"barrier_aligned": aligned[best], "aligned_by": best})
+        if len(aligned) > 1:
+            out.update({f"barrier_aligned_{m}": v for m, v in aligned.items()})
+    if "bezier" in paths:
+        out["barrier_bezier"] = surfaces.barrier(paths["bezier"])
+    return out
+
+
+def pair_paths(paths, barriers):
+    """{tag kind: (legend, path)} of a pair: "" raw, "aligned" the better alignment, "aligned_<method>" each
+    alignment when there are two, "bezier"."""
+    out = {"": (LABELS[""], paths["raw"])}
+    if "aligned_by" in barriers:
+        best = barriers["aligned_by"]
+        out["aligned"] = (LABELS[f"aligned_{best}"], paths[best])
+        if "barrier_aligned_weight" in barriers:
+            out.update({f"aligned_{m}": (LABELS[f"aligned_{m}"], paths[m]) for m in ("weight", "activation")})
+    if "bezier" in paths:
+        out["bezier"] = (LABELS["bezier"], paths["bezier"])
+    return out
+
+
+def draw_partners(settings, done, records, barriers):
+    """Redraw each run's contour figures with its aligned partners; {run: {kind: {partner: {coords, off}}}}."""
+    finals = {summary["run"]: final for summary, _, final in done}
+    perms = {names: r["perms"][barriers[names]["aligned_by"]] for names, r in records.items()}
+    aligned = partners.aligned_partners(arch_of(done[0][1]), finals, perms)
+    out = {}
+    for summary, _, final in done:
+        planes = summary.pop("planes")
+        where = partners.positions(planes, final, aligned[summary["run"]])
+        tb.write_partners(settings.logdir, summary["run"], planes, where)
+        out[summary["run"]] = {kind: {name: {"coords": [float(c) for c in coords], "off": off}
+                                      for name, (coords, off) in found.items()} for kind, found in where.items()}
+    return out
+
+
+def report(settings, done, records, alphas):
     """The cross-initialization TensorBoard run, hparams per run, summary.json, and the table on stdout."""
-    barriers = {names: surfaces.barrier(path) for names, path in paths.items()}
+    rows, arch = [d[0] for d in done], done[0][1].arch
+    barriers = {names: pair_barriers(r["paths"]) for names, r in records.items()}
+    kinds = ["barrier", *(["barrier_aligned"] if jobs.ALIGNMENTS[settings.align] else []),
+             *(["barrier_bezier"] if settings.bezier_steps else [])]
     for row in rows:
-        mine = [b for names, b in barriers.items() if row["run"] in names]
-        row["worst_barrier"] = max(mine) if mine else float("nan")
+        for kind in kinds:
+            mine = [b[kind] for names, b in barriers.items() if row["run"] in names]
+            row[f"worst_{kind}"] = max(mine) if mine else float("nan")
+    positions = draw_partners(settings, done, records, barriers) if barriers and "planes" in rows[0] else {}
+    for row in rows:
+        row.pop("planes", None)
     table = [{k: v for k, v in row.items() if k != "pngs"} for row in rows]
-    tb.write_cross(settings.logdir, paths, table, alphas)
+    tb.write_cross(settings.logdir, {names: r["paths"]["raw"] for names, r in records.items()}, table, alphas)
+    if barriers:
+        tb.write_pairs(settings.logdir, {names: pair_paths(r["paths"], barriers[names])
+                                         for names, r in records.items()}, barriers)
     schemes = sorted({row["scheme"] for row in rows})
     for row in rows:
-        metrics = {k: row[k] for k in ("final_loss", "final_accuracy", "sharpness", "distance", "worst_barrier")}
+        keys = ("final_loss", "final_accuracy", "sharpness", "distance", *(f"worst_{k}" for k in kinds),
+                *CURVATURE_METRICS)
+        metrics = {k: row[k] for k in keys if k in row}
         tb.write_hparams(settings.logdir, row["run"], {"scheme": row["scheme"], "seed": row["seed"], "arch": arch},
                          metrics, {"scheme": schemes})
     write_json(os.path.join(settings.logdir, "summary.json"),
-               {"runs": rows, "barriers": [{"a": a, "b": b, "barrier": v} for (a, b), v in barriers.items()]})
+               {"runs": rows, "barrier_definition": tb.BARRIER, "partners": positions,
+                "barriers": [{"a": a, "b": b, **v} for (a, b), v in barriers.items()]})
     print(tb.table(table))
     for (a, b), v in barriers.items():
-        print(f"barrier {a} <-> {b}: {v:.4f}")
+        found = [f"{v['barrier']:.4f} raw"]
+        if "barrier_aligned" in v:
+            found.append(f"{v['barrier_aligned']:.4f} aligned ({v['aligned_by']} matching)")
+        if "barrier_bezier" in v:
+            found.append(f"{v['barrier_bezier']:.4f} along the Bezier curve")
+        print(f"barrier {a} <-> {b}: {', '.join(found)}")
+    print(f"({tb.BARRIER})")
     print(f"TensorBoard: tensorboard --logdir {settings.logdir}   (contour PNGs in {settings.logdir}/png)")

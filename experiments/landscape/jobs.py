@@ -1,16 +1,19 @@
-"""The work a worker process does: one (scheme, seed) run's landscape, or the path between two solutions."""
-import contextlib
+"""The tasks of a landscape sweep: one (scheme, seed) run's landscape, the path between two solutions, a block of
+grid points."""
 import functools
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 import manual
 from experiments import checkpoint, data
-from experiments.config import Config, arch_of, flat_input
-from experiments.landscape import surfaces, tb
-from experiments.landscape.evaluate import Evaluator
-from experiments.landscape.parallel import ParallelEvaluator
-from experiments.progress import Progress
+from experiments.config import Config, arch_of, batch_size_of, flat_input
+from experiments.exits import FAILED
+from experiments.landscape import align, curvature, curves, surfaces, tb
+from experiments.landscape.directions import random_directions
+from experiments.landscape.evaluate import Evaluator, as_coords
+from experiments.sweep import report
 from experiments.train.loop import SNAPSHOTS, train_and_evaluate
 
 
@@ -24,23 +27,16 @@ class Settings:
     sharpness_radius: float = 0.25  # filter-normalised radius of the sharpness figure
     sharpness_dirs: int = 10        # random directions (each at +-radius) averaged for it
     snapshots_per_epoch: int = 10   # parameter snapshots kept while training, for the PCA plane
-    eval_workers: int = 1           # processes sharing each evaluation (when the runs themselves are not parallel)
+    curvature_samples: int = 1000   # the first N evaluation images for the Hessian's spectrum; 0 = off
+    curvature_backend: str = "manual"   # backend of the Hessian-vector products
+    align: str = "weight"           # weight | activation | both | none: the pairs' straight paths after alignment
+    bezier_steps: int = 0           # SGD steps training each pair's Bezier bend; 0 = no curve
     logdir: str = "runs/landscape"
     train_dir: str = "runs/landscape-train"
 
 
-SINK = None   # where this process's progress goes: a queue's put in a pool worker, a tqdm bar's update in the parent
-
-
-def init_worker(sink, threads):
-    """Pool initializer: where progress goes, and how many threads torch may use."""
-    import torch
-
-    global SINK
-    SINK = sink
-    torch.set_num_threads(threads)
-
-
+ALIGNMENTS = {"weight": ("weight",), "activation": ("activation",), "both": ("weight", "activation"), "none": ()}
+CURVATURE = {"tol": 1e-3, "samples": 10, "steps": 20, "starts": 1}   # eigsh tolerance, Hutchinson probes, SLQ
 def run_name(cfg):
     """The TensorBoard run of a config: scheme and seed, e.g. kaiming_normal-s0."""
     return f"{cfg.init.replace(':', '')}-s{cfg.seed}"
@@ -52,14 +48,34 @@ def evaluation_data(flatten, dtype, samples, root):
     return data.load("test", root, dtype=dtype, flatten=flatten, limit=samples)
 
 
-def evaluator(cfg, settings):
-    """A context giving an Evaluator for cfg's architecture on the evaluation subset, in cfg's dtype
-    (a ParallelEvaluator over settings.eval_workers processes when that is above 1)."""
+def evaluator(cfg, settings, sweep=None):
+    """An Evaluator for cfg's architecture on the evaluation subset (read from cfg's data directory here), in
+    cfg's dtype; a SpreadEvaluator when a sweep with more than one worker is given."""
+    if sweep is not None and sweep.size > 1:
+        return SpreadEvaluator(sweep, cfg, settings)
     arch = arch_of(cfg)
     x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
-    if settings.eval_workers > 1:
-        return ParallelEvaluator(settings.eval_workers, arch, x, y, backend=settings.backend, dtype=cfg.dtype)
-    return contextlib.nullcontext(Evaluator(arch, x, y, backend=settings.backend, dtype=cfg.dtype))
+    return Evaluator(arch, x, y, backend=settings.backend, dtype=cfg.dtype)
+
+
+def block(job):
+    """(loss, accuracy) at one block of a SpreadEvaluator's points."""
+    return evaluator(job["cfg"], job["settings"])(job["centre"], job["directions"], job["coords"], report)
+
+
+class SpreadEvaluator:
+    """An Evaluator whose points are split into one block per worker of a sweep, each block a task that reads the
+    evaluation subset on its worker (a point's result does not depend on the block it is in)."""
+
+    def __init__(self, sweep, cfg, settings):
+        self.sweep, self.cfg, self.settings = sweep, cfg, settings
+
+    def __call__(self, centre, directions=(), coords=None, progress=None):
+        coords = as_coords(coords, len(directions))
+        blocks = np.array_split(coords, min(self.sweep.size, len(coords)))
+        parts = self.sweep.map(block, [{"cfg": self.cfg, "settings": self.settings, "centre": centre,
+                                        "directions": list(directions), "coords": b} for b in blocks], progress)
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(2))
 
 
 def trained(cfg, settings):
@@ -75,6 +91,33 @@ def finished_config(run_dir):
     return Config.from_file(os.path.join(run_dir, "config.json"))
 
 
+class RunError(ValueError):
+    """A --from-runs run whose config.json or final.npz cannot be used."""
+
+    exit_code = FAILED
+
+
+def check_finished(run_dir):
+    """The Config of a finished run, after checking that its config.json reads and its final.npz holds the
+    parameters of that config's architecture (names, shapes, dtype); RunError naming the file otherwise."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        cfg = finished_config(run_dir)
+    except OSError as err:
+        raise RunError(f"{path}: {err.strerror}") from None
+    except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
+        raise RunError(f"{path}: not a run's config ({err})") from None
+    path = os.path.join(run_dir, "final.npz")
+    final = checkpoint.load_arrays(path)
+    expected = manual.build(arch_of(cfg), init="zeros", dtype=cfg.dtype).state_dict()
+    wrong = sorted(set(final) ^ set(expected)) or [k for k in expected if (final[k].shape, final[k].dtype) !=
+                                                   (expected[k].shape, expected[k].dtype)]
+    if wrong:
+        raise RunError(f"{path}: not the parameters of {cfg.arch} in {cfg.dtype} as its config.json says "
+                       f"(first mismatch: {wrong[0]})")
+    return cfg
+
+
 def finished(run_dir):
     """(cfg, init, final, snapshots) of a finished run directory; the init is rebuilt from its config."""
     cfg = finished_config(run_dir)
@@ -85,23 +128,61 @@ def finished(run_dir):
     return cfg, init, final, snapshots
 
 
-def landscape(job):
-    """Train (or load) one run, measure its landscape, write its TensorBoard run; (summary, final state)."""
-    settings, progress = job["settings"], Progress(SINK)
+def landscape(job, sweep=None):
+    """Train (or load) one run, measure its landscape (over sweep's workers when given), write its TensorBoard
+    run; (summary, cfg, final state). Progress: report() per grid point."""
+    settings = job["settings"]
     if job.get("run_dir"):
         cfg, init, final, snapshots = finished(job["run_dir"])
         test_loss = test_acc = float("nan")
     else:
         cfg = job["cfg"]
         init, final, snapshots, test_loss, test_acc = trained(cfg, settings)
-    with evaluator(cfg, settings) as evaluate:
-        result, metrics = measure(evaluate, cfg.seed, init, final, snapshots, settings, progress)
+    result, metrics = measure(evaluator(cfg, settings, sweep), cfg.seed, init, final, snapshots, settings, report)
     pngs = tb.write_run(settings.logdir, run_name(cfg), result)
-    progress.flush()
+    if settings.curvature_samples:
+        found = curvatures(cfg, {"init": init, "final": final}, settings)
+        metrics.update(curvature_metrics(found))
+        pngs["density"] = tb.write_curvature(settings.logdir, run_name(cfg), found)
     summary = {"run": run_name(cfg), "scheme": cfg.init, "seed": cfg.seed, **metrics, "test_loss": test_loss,
                "test_accuracy": test_acc, "distance": surfaces.distance(init, final),
                "path_length": surfaces.path_length(snapshots), "pngs": pngs}
+    if ALIGNMENTS[settings.align]:
+        summary["planes"] = planes(cfg.seed, final, result, snapshots)
     return summary, cfg, final
+
+
+def curvatures(cfg, states, settings):
+    """{name: curvature.summary} of the mean cross-entropy's Hessian at each of states, on the first
+    settings.curvature_samples evaluation images (at most settings.eval_samples)."""
+    arch = arch_of(cfg)
+    x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
+    n = min(settings.curvature_samples, len(x))
+    return {name: curvature.summary(curvature.operator(settings.curvature_backend, arch, state, x[:n], y[:n],
+                                                       dtype=cfg.dtype), seed=cfg.seed, **CURVATURE)
+            for name, state in states.items()}
+
+
+def curvature_metrics(found):
+    """λ_max, λ_min, the trace and its 95% interval's half-width of each curvature summary: the final weights'
+    unsuffixed, the others' suffixed with _<name> (lambda_max_init)."""
+    metrics = {}
+    for name, s in found.items():
+        suffix = "" if name == "final" else f"_{name}"
+        low, high = s["hutchinson"]["ci"]
+        metrics.update({f"lambda_max{suffix}": s["lambda_max"], f"lambda_min{suffix}": s["lambda_min"],
+                        f"trace{suffix}": s["hutchinson"]["trace"], f"trace_ci95{suffix}": (high - low) / 2})
+    return metrics
+
+
+def planes(seed, final, result, snapshots):
+    """The run's two planes, for drawing aligned partners on them: {kind: (surface, directions)}, the random
+    plane's directions drawn again from its seed as surfaces.random_surface draws them, the PCA plane's from the
+    snapshots."""
+    out = {"surface": (result["surface"], random_directions(final, 2, seed=[seed, surfaces.SURFACE_SEED]))}
+    if result.get("pca"):
+        out["pca"] = (result["pca"], surfaces.pca_plane(snapshots)[0])
+    return out
 
 
 def measure(evaluate, seed, init, final, snapshots, settings, progress):
@@ -125,10 +206,38 @@ def measure(evaluate, seed, init, final, snapshots, settings, progress):
 
 
 def pair(job):
-    """The 1-D path between two solutions: (names, path)."""
-    progress = Progress(SINK)
-    with evaluator(job["cfg"], job["settings"]) as evaluate:
-        path = surfaces.interpolate(evaluate, job["a"], job["b"], surfaces.path_alphas(job["settings"].resolution - 1),
-                                    progress)
-    progress.flush()
-    return job["names"], path
+    """The paths between two solutions a and b: (names, {"paths": {"raw": a -> b, <method>: a -> b aligned to a
+    by each alignment of settings.align, "bezier": the trained curve a -> b when settings.bezier_steps},
+    "perms": {method: b's permutations}}). Progress: report() per point."""
+    settings, cfg, a, b = job["settings"], job["cfg"], job["a"], job["b"]
+    arch = arch_of(cfg)
+    alphas = surfaces.path_alphas(settings.resolution - 1)
+    aligned, perms = {}, {}
+    for method in ALIGNMENTS[settings.align]:
+        aligned[method], perms[method] = alignment(method, arch, a, b, cfg, settings)
+    bend = bezier_bend(arch, a, b, cfg, settings) if settings.bezier_steps else None
+    evaluate = evaluator(cfg, settings)
+    paths = {"raw": surfaces.interpolate(evaluate, a, b, alphas, report)}
+    for method, partner in aligned.items():
+        paths[method] = surfaces.interpolate(evaluate, a, partner, alphas, report)
+    if bend is not None:
+        paths["bezier"] = curves.bezier_path(evaluate, a, bend, b, alphas, report)
+    return job["names"], {"paths": paths, "perms": perms}
+
+
+def alignment(method, arch, a, b, cfg, settings):
+    """(b aligned to a, its permutations) by weight matching, or activation matching on the evaluation subset."""
+    if method == "weight":
+        return align.weight_matching(arch, a, b, seed=cfg.seed)[:2]
+    x, _ = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
+    return align.activation_matching(arch, a, b, x)
+
+
+def bezier_bend(arch, a, b, cfg, settings):
+    """The bend of the quadratic Bezier curve a -> b, trained for settings.bezier_steps SGD steps on the run's
+    training backend and training subset (--limit-train), with its learning rate, momentum and batch size."""
+    x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, flatten=flat_input(arch),
+                     limit=cfg.limit_train or None)
+    bend, _ = curves.train_bezier(arch, a, b, x, y, settings.bezier_steps, cfg.lr, batch_size_of(cfg, len(x)),
+                                  cfg.seed, backend=cfg.backends[0], momentum=cfg.momentum)
+    return bend

@@ -1,11 +1,18 @@
 """TensorBoard records of the landscapes: path scalars, surface meshes, contour figures (also as PNGs), hparams."""
+import io
 import math
 import os
+import re
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullLocator
+
+from experiments.landscape.partners import ON_PLANE
+
+from experiments.io import write_atomic
 
 MAX_FACES = 65_536     # TensorBoard's mesh viewer limit
 ZMAX = 10.0            # losses above this are drawn at this height / in the top colour (Li et al. 2018 clip at 10)
@@ -75,8 +82,9 @@ def add_surface(w, tag, surface, figure, png):
     """A surface as a mesh and a contour figure, the figure also saved as png."""
     vertices, colours, faces = mesh_arrays(surface)
     w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces)
-    os.makedirs(os.path.dirname(png), exist_ok=True)
-    figure.savefig(png)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(png, buffer.getvalue())   # a full disk leaves no 0-byte PNG
     w.add_figure(tag, figure)
 
 
@@ -132,3 +140,124 @@ def write_hparams(logdir, run, hparams, metrics, domains):
     with writer(logdir, run) as w:
         w.add_hparams(hparams, {f"hparams/{k}": v for k, v in metrics.items()}, hparam_domain_discrete=domains,
                       run_name=".")
+
+
+BARRIER = "barrier = highest loss on the path minus the mean of its two ends"
+CURVATURE_STEPS = ("init", "final")   # the step of each curvature summary's scalars
+DENSITY_FLOOR = 1e-8                  # the density plot's lowest value, relative to its peak (log axis)
+
+
+def write_curvature(logdir, run, found):
+    """The Hessian's λ_max, λ_min and trace (with its 95% interval) as scalars curvature/<name> at step 0 (initial
+    weights) and 1 (solution), and the SLQ spectral densities as one figure (also LOGDIR/png/<run>_density.png)."""
+    png = os.path.join(logdir, "png", f"{run}_density.png")
+    fig = Figure(figsize=(5 * len(found), 4), dpi=100)
+    with writer(logdir, run) as w:
+        for ax, (name, s) in zip(fig.subplots(1, len(found), squeeze=False)[0], found.items()):
+            step, (low, high) = CURVATURE_STEPS.index(name), s["hutchinson"]["ci"]
+            for tag, value in (("lambda_max", s["lambda_max"]), ("lambda_min", s["lambda_min"]),
+                               ("trace", s["hutchinson"]["trace"]), ("trace_ci_low", low), ("trace_ci_high", high)):
+                w.add_scalar(f"curvature/{tag}", value, step)
+            grid, density = s["slq"]["grid"], s["slq"]["density"]
+            ax.semilogy(grid, np.maximum(density, DENSITY_FLOOR * density.max()), color="tab:blue")
+            ax.yaxis.set_major_locator(LogLocator(numticks=5))             # few log ticks: drawing them is slow
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.set(title=f"{name}: λ_max {s['lambda_max']:.3g}, λ_min {s['lambda_min']:.3g}\n"
+                         f"trace {s['hutchinson']['trace']:.3g} ± {(high - low) / 2:.2g} (95%)",
+                   xlabel="eigenvalue of the Hessian", ylabel="density (SLQ)")
+        fig.suptitle(f"{run}: Hessian spectral density")
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.78, wspace=0.25)
+        os.makedirs(os.path.dirname(png), exist_ok=True)
+        fig.savefig(png)
+        w.add_figure("curvature/density", fig)
+    return png
+
+
+def path_tag(kind, a, b):
+    """The scalar tag of the pair (a, b)'s path of one kind ("" raw, "aligned", "bezier", ...): pair_name's pair
+    under interp_pair_<kind>."""
+    return pair_name(a, b) if not kind else f"interp_pair_{kind}/{pair_name(a, b).split('/', 1)[1]}"
+
+
+def barrier_text(barriers):
+    """A markdown table of every pair's barriers, with their definition."""
+    keys = list(next(iter(barriers.values())))
+    lines = [f"{BARRIER}.", "", "| pair | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for (a, b), row in barriers.items():
+        lines.append(f"| {a} / {b} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                                    for v in row.values()) + " |")
+    return "\n".join(lines)
+
+
+def pair_figure(a, b, paths):
+    """All of a pair's paths ({kind: (legend, path)}: raw, aligned, Bezier...) in one chart against alpha."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for label, path in paths.values():
+        ax.plot(path["alpha"], path["loss"], "-o", markersize=3, label=label)
+    ax.axvspan(0, 1, color="grey", alpha=0.08)
+    ax.set(title=f"{a} -> {b}", xlabel="alpha (t along the curve)", ylabel="test loss")
+    ax.legend()
+    fig.text(0.01, 0.01, BARRIER, fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def write_pairs(logdir, pairs, barriers):
+    """Into the cross-initialization run: every pair's aligned and Bezier paths as scalars beside the raw ones,
+    one custom-scalars chart per pair holding all its paths, one figure (and LOGDIR/png/pair_<a>_<b>.png) per
+    pair, and the barrier table. pairs: {(a, b): {kind: (legend, path)}}, kind "" the raw path (already written
+    by write_cross)."""
+    pngs, layout = [], {}
+    with writer(logdir, CROSS) as w:
+        for (a, b), paths in pairs.items():
+            for kind, (_, path) in paths.items():
+                if kind:
+                    add_path(w, path_tag(kind, a, b), path)
+            if "aligned_weight" in paths:                         # both alignments: "aligned" repeats one
+                paths = {k: v for k, v in paths.items() if k != "aligned"}
+            name = pair_name(a, b).split("/", 1)[1]
+            layout[name] = ["Multiline", [re.escape(f"landscape/{path_tag(kind, a, b)}") + "$" for kind in paths]]
+            fig = pair_figure(a, b, paths)
+            pngs.append(os.path.join(logdir, "png", f"pair_{name.replace('/', '_')}.png"))
+            os.makedirs(os.path.dirname(pngs[-1]), exist_ok=True)
+            fig.savefig(pngs[-1])
+            w.add_figure(f"landscape/paths/{name}", fig)
+        w.add_custom_scalars({"landscape: paths between solutions": layout})
+        w.add_text("landscape/barriers", barrier_text(barriers))
+    return pngs
+
+
+def partner_figure(surface, title, xlabel, ylabel, where, path=None):
+    """contour_figure with each aligned partner whose distance off the plane is at most partners.ON_PLANE of its
+    distance drawn at its projection, the others listed as off-plane in the caption. where: {name: (coords, off)}."""
+    fig = contour_figure(surface, title, xlabel, ylabel, path=path)
+    ax = fig.axes[0]
+    notes = []
+    for name, (coords, off) in where.items():
+        if off <= ON_PLANE:
+            ax.plot(*coords, "D", markeredgecolor="black", markersize=8, linestyle="none", label=f"{name} (aligned)")
+            inside = surface["x"][0] <= coords[0] <= surface["x"][-1] and surface["y"][0] <= coords[1] <= surface["y"][-1]
+            notes.append(f"{name}: on-plane (off {off:.2f}){'' if inside else ', outside the grid'}")
+        else:
+            notes.append(f"{name}: off-plane (off {off:.2f})")
+    ax.legend(loc="lower right", fontsize=7)
+    fig.text(0.01, 0.01, "aligned partners - " + "; ".join(notes) +
+             f"\n(off = distance off the plane / distance from the centre; drawn if <= {ON_PLANE})", fontsize=6,
+             wrap=True)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def write_partners(logdir, run, planes, where):
+    """The run's contour figures again, with its aligned partners (step 1 of the same tags; the PNGs replaced).
+    planes: {kind: (surface, directions)}; where: {kind: {partner: (coords, off)}}."""
+    tags = {"surface": ("landscape/surface", "random filter-normalised plane", "alpha (direction 1)",
+                        "beta (direction 2)"),
+            "pca": ("landscape/pca_surface", "trajectory on its PCA plane", "PC1", "PC2")}
+    with writer(logdir, run) as w:
+        for kind, (surface, _) in planes.items():
+            tag, title, xlabel, ylabel = tags[kind]
+            fig = partner_figure(surface, f"{run}: {title}", xlabel, ylabel, where[kind], path=surface.get("path"))
+            fig.savefig(os.path.join(logdir, "png", f"{run}_{kind}.png"))
+            w.add_figure(tag, fig, 1)

@@ -1,2 +1,2 @@
-from experiments.train.cli import main
-raise SystemExit(main())
+from experiments.exits import launch
+launch("experiments.train.cli", "python -m experiments.train")

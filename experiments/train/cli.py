@@ -4,14 +4,22 @@ import os
 import shutil
 import sys
 
-from experiments import checkpoint
+from experiments import exits
 from experiments.backends import Diverged
 from experiments.config import Config
-from experiments.data import DataError
 from experiments.flags import Parser, add_config_flags, config_values
-from experiments.train.loop import Interrupted, train_and_evaluate
+from experiments.io import remove_temporaries
+from experiments.lock import DirectoryLock
+from experiments.train.loop import SNAPSHOTS, Interrupted, completed, train_and_evaluate
 
 RESUMABLE = {"epochs", "data_dir"}   # flags that may differ from the saved config when resuming
+RUN_ENTRIES = ("config.json", "final.npz", SNAPSHOTS, "manual", "torch")   # what a run writes; --overwrite deletes these
+
+
+class RunDirError(ValueError):
+    """--run-dir's saved config cannot be read."""
+
+    exit_code = exits.FAILED
 
 
 def parser(prog="python -m experiments.train"):
@@ -29,7 +37,9 @@ def parser(prog="python -m experiments.train"):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its latest checkpoint, with its saved config "
                         "(--epochs may raise the total only with --lr-schedule constant)")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing --run-dir first")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run an existing --run-dir holds first (config.json, final.npz, snapshots.npz, "
+                        "manual/, torch/; other files stay)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -42,8 +52,13 @@ def resumed(p, args, given):
         p.error("--resume keeps the run's saved config: drop --config")
     path = os.path.join(args.run_dir, "config.json")
     if not os.path.exists(path):
-        p.error(f"--resume: {path} does not exist")
-    saved = Config.from_file(path)
+        p.error(f"--resume: {path} does not exist: nothing to resume (start the run without --resume)")
+    try:
+        saved = Config.from_file(path)
+    except OSError as err:
+        raise RunDirError(f"{path}: {err.strerror}") from None
+    except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
+        raise RunDirError(f"{path}: not a run's config ({err})") from None
     clash = sorted(k for k, v in given.items() if k not in RESUMABLE and v != getattr(saved, k))
     if clash:
         p.error(f"--resume keeps the saved config; these flags differ from it: {', '.join(clash)}")
@@ -63,9 +78,9 @@ def resolve(p, args):
         p.error(f"--config {args.config}: {err.strerror}")
     except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
         p.error(f"--config {args.config}: {err}")
+    if args.resume:
+        return resumed(p, args, given), args.run_dir
     try:
-        if args.resume:
-            return resumed(p, args, given), args.run_dir
         cfg = dataclasses.replace(base, **given)
     except (ValueError, TypeError) as err:
         p.error(str(err))
@@ -81,26 +96,46 @@ def summary(results):
     return "\n".join(lines)
 
 
+def clear_run(run_dir):
+    """Delete what a run wrote in run_dir (RUN_ENTRIES), nothing else."""
+    for name in RUN_ENTRIES:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
 def main(argv=None, prog="python -m experiments.train"):
-    """Train; exit 0 done, 1 bad data or checkpoint, 2 bad flags, 3 diverged, 130 interrupted (resumable)."""
+    """Train; the exit codes are experiments.exits' (0 done, 1 bad input, 2 bad flags, 3 diverged, 4 out of
+    memory, 5 disk full, 6 run directory in use, 130 Ctrl-C and 143 SIGTERM after a checkpoint)."""
+    return exits.run(prog, command, argv, prog)
+
+
+def command(argv, prog):
+    """main's work: flags, the run directory locked and checked before the data loads, then training."""
     p = parser(prog)
     args = p.parse_args(argv)
     cfg, run_dir = resolve(p, args)
-    if not args.resume and os.path.exists(os.path.join(run_dir, "config.json")):
-        if not args.overwrite:
-            p.error(f"{run_dir} holds a run already: --resume it, pass --overwrite, or choose another --run-dir")
-        shutil.rmtree(run_dir)
-    try:
-        results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet)
-    except Diverged as err:
-        print(f"error: training diverged at {err}; the last good checkpoint is kept in {run_dir}", file=sys.stderr)
-        return 3
-    except Interrupted as err:
-        print(f"{err}; continue with --resume --run-dir {run_dir}", file=sys.stderr)
-        return 130
-    except (checkpoint.CheckpointError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    with DirectoryLock(run_dir, "--run-dir"):
+        remove_temporaries(run_dir)
+        if args.resume and completed(cfg, run_dir):
+            print(f"{run_dir} is complete: all {cfg.epochs} epochs trained; nothing to do (only a --lr-schedule "
+                  f"constant run can be extended, with a larger --epochs)")
+            return exits.OK
+        if not args.resume and os.path.exists(os.path.join(run_dir, "config.json")):
+            if not args.overwrite:
+                p.error(f"{run_dir} holds a run already: --resume it, pass --overwrite, or choose another --run-dir")
+            clear_run(run_dir)
+        try:
+            results = train_and_evaluate(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+        except Diverged as err:
+            print(f"{prog}: error: training diverged at {err}; the last good checkpoint is kept in {run_dir}",
+                  file=sys.stderr)
+            return exits.DIVERGED
+        except Interrupted as err:
+            print(f"{prog}: {err}; continue with --resume --run-dir {run_dir}", file=sys.stderr)
+            return err.exit_code
     print(summary(results))
     print(f"run directory: {run_dir}  (TensorBoard: make tensorboard, or tensorboard --logdir {run_dir})")
     return 0

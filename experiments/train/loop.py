@@ -2,6 +2,7 @@
 import os
 import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -13,14 +14,23 @@ from experiments import checkpoint, data
 from experiments.backends import Diverged, trainer
 from experiments.config import arch_of, batch_size_of, flat_input, lr_at
 from experiments.events import EventWriter
+from experiments.exits import INTERRUPTED, TERMINATED
 from experiments.io import write_text
 
 SNAPSHOTS = "snapshots.npz"   # groups "0000" (start) ... (final), when snapshots are kept
 GRAD_LOG_EVERY = 50  # steps between per-layer gradient-norm scalars (and at every epoch end)
 
 
+STOP_SIGNALS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}   # checkpoint, then stop: exit code
+META = ("epoch", "batch", "step")   # a checkpoint's position: finished epochs, batches into the next, global step
+
+
 class Interrupted(RuntimeError):
-    """Ctrl-C arrived; a checkpoint was written first."""
+    """Ctrl-C or SIGTERM arrived; a checkpoint was written first. exit_code: 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message, exit_code=INTERRUPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -62,16 +72,61 @@ class Run:
         checkpoint.save(self.checkpoint_path, {"param": b.state_dict(), "optim": b.optimizer_state(),
                                                "rng": b.rng_state(), "meta": meta})
 
-    def restore(self):
-        """Load the checkpoint, refusing a missing, damaged or mismatched one with its path."""
+    def restore(self, epochs, per_epoch):
+        """Load the checkpoint of a run of `epochs` epochs of per_epoch batches, refusing a missing, damaged or
+        mismatched one (parameters, optimizer and RNG state, position) with its path."""
         if not os.path.exists(self.checkpoint_path):
             raise checkpoint.CheckpointError(f"{self.checkpoint_path}: no checkpoint to resume from")
         groups = checkpoint.load(self.checkpoint_path)
         try:  # a stateless optimizer (torch's plain SGD) saves no "optim" group
+            position = read_meta(groups.get("meta", {}), epochs, per_epoch)
             self.backend.load(groups["param"], groups.get("optim", {}), groups["rng"])
-            self.epoch, self.batch, self.step = (int(groups["meta"][k]) for k in ("epoch", "batch", "step"))
         except (KeyError, ValueError, RuntimeError, StopIteration) as err:
             raise checkpoint.CheckpointError(f"{self.checkpoint_path}: does not fit this run ({err})") from None
+        self.epoch, self.batch, self.step = position
+
+
+def read_meta(meta, epochs, per_epoch):
+    """(epoch, batch, step) of a checkpoint's meta group, each a whole-number scalar, the epoch at most `epochs`,
+    the batch within an epoch of per_epoch batches and the step their sum; else ValueError naming the key."""
+    missing = [k for k in META if k not in meta]
+    if missing:
+        raise ValueError(f"meta/{missing[0]} is missing")
+    for key in META:
+        value = meta[key]
+        if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+            raise ValueError(f"meta/{key} must be a whole number >= 0, got {value.dtype} {value.shape} {value!r}")
+    epoch, batch, step = (int(meta[k]) for k in META)
+    if epoch > epochs:
+        raise ValueError(f"meta/epoch {epoch} is past the run's {epochs} epochs")
+    if batch > per_epoch or (epoch == epochs and batch):
+        raise ValueError(f"meta/batch {batch} is past the epoch's {per_epoch} batches")
+    if step != epoch * per_epoch + batch:
+        raise ValueError(f"meta/step {step} is not epoch {epoch} x {per_epoch} batches + batch {batch}")
+    return epoch, batch, step
+
+
+def completed(cfg, run_dir):
+    """Whether every backend's checkpoint in run_dir records all of cfg's epochs (a finished run); reads only,
+    refusing a damaged or unfitting checkpoint (CheckpointError) as resuming would."""
+    for name in cfg.backends:
+        path = os.path.join(run_dir, name, "checkpoint.npz")
+        if not os.path.exists(path):
+            return False
+        meta = checkpoint.load(path).get("meta", {})
+        try:
+            epoch, _, _ = read_meta(meta, cfg.epochs, batches_per_epoch(cfg))
+        except ValueError as err:
+            raise checkpoint.CheckpointError(f"{path}: does not fit this run ({err})") from None
+        if epoch < cfg.epochs:
+            return False
+    return True
+
+
+def batches_per_epoch(cfg):
+    """How many steps an epoch of cfg takes."""
+    n = cfg.limit_train or data.SIZES["train"]
+    return data.num_batches(n, batch_size_of(cfg, n))
 
 
 def write_config(cfg, run_dir):
@@ -122,7 +177,8 @@ def run_epoch(run, cfg, xtr, ytr, stop, snapshot_at, quiet):
         if stop["now"]:
             bar.close()
             run.save()
-            raise Interrupted(f"interrupted at step {run.step}; checkpoint written to {run.checkpoint_path}")
+            raise Interrupted(f"{stop['name']} at step {run.step}; checkpoint written to {run.checkpoint_path}",
+                              STOP_SIGNALS[stop["now"]])
     bar.close()
     return time.perf_counter() - start
 
@@ -134,17 +190,27 @@ def snapshot_batches(cfg, n, per_epoch):
 
 
 def train_and_evaluate(cfg, run_dir, resume=False, snapshots_per_epoch=0, quiet=False):
-    """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C writes a checkpoint, then raises Interrupted."""
-    stop = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    """Train cfg's backend(s) into run_dir; {backend: Result}. Ctrl-C or SIGTERM (in the main thread) writes a
+    checkpoint, then raises Interrupted."""
+    stop = {"now": 0, "name": ""}
+
+    def request(signum, frame):
+        stop.update(now=signum, name=f"stopped by {signal.Signals(signum).name}")
+
+    if threading.current_thread() is not threading.main_thread():   # only the main thread may set handlers
+        return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
+    previous = {signum: signal.signal(signum, request) for signum in STOP_SIGNALS}
     try:
         return train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
-    """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C) is checked after every step."""
+    """The loop: every epoch, each backend in turn; stop["now"] (set by Ctrl-C or SIGTERM) is checked after every
+    step. A fresh run writes its checkpoints before config.json, so a directory with config.json can be resumed;
+    a resumed one changes nothing on disk until every checkpoint is accepted."""
     arch = arch_of(cfg)
     flatten = flat_input(arch)
     root = cfg.data_dir or None
@@ -153,12 +219,13 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
     init_state = manual.build(arch, init=cfg.init, seed=cfg.seed, dtype=cfg.dtype).state_dict()
     runs = [Run(trainer(name)(arch, cfg, init_state), run_dir, Result(name, init_state))
             for name in cfg.backends]
-    write_config(cfg, run_dir)
     for run in runs:
         if resume:
-            run.restore()
+            run.restore(cfg.epochs, batches_per_epoch(cfg))
         else:
             run.save()  # every backend can be resumed, even one interrupted before its first epoch ended
+    write_config(cfg, run_dir)
+    for run in runs:
         run.writer = EventWriter(run.dir, purge_step=run.step + 1 if resume else None)
         run.result.snapshots.append(run.backend.state_dict())  # the start of this process's part of the run
     snapshot_at = snapshot_batches(cfg, len(xtr), snapshots_per_epoch)
@@ -170,6 +237,9 @@ def train(cfg, run_dir, resume, snapshots_per_epoch, quiet, stop):
                 seconds = run_epoch(run, cfg, xtr, ytr, stop, snapshot_at, quiet)
                 run.epoch, run.batch = epoch + 1, 0
                 test_loss, test_acc = run.backend.evaluate(xte, yte)
+                if not np.isfinite(test_loss):
+                    raise Diverged(f"{run.backend.name}: step {run.step} (epoch {epoch + 1}): the evaluation's test "
+                                   f"loss is {test_loss}")
                 run.result.epoch_seconds.append(seconds)
                 run.result.test_loss, run.result.test_accuracy = test_loss, test_acc
                 if snapshots_per_epoch:
