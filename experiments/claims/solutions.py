@@ -1,5 +1,9 @@
-"""Training runs as comparable solutions: train one config, evaluate it on a fixed training subset, distances and
-straight paths between solutions (the landscape tools' interpolation), and where train_and_evaluate's snapshots fall."""
+"""Training runs as comparable solutions: train one config, evaluate it on a fixed training subset, distances,
+straight paths between solutions raw and aligned modulo hidden-unit permutations, Bézier curves between them, and
+where train_and_evaluate's snapshots fall.
+
+A barrier, wherever one is printed, is the highest loss on the path minus the mean of the losses at its two ends
+(surfaces.barrier)."""
 import itertools
 
 import numpy as np
@@ -8,7 +12,7 @@ from experiments import data
 from experiments.backends import Diverged
 from experiments.claims import harness
 from experiments.config import arch_of, batch_size_of
-from experiments.landscape import surfaces
+from experiments.landscape import align, curves, surfaces
 from experiments.landscape.evaluate import Evaluator
 from experiments.train.loop import snapshot_batches, train_and_evaluate
 
@@ -22,9 +26,17 @@ def snapshot_steps(cfg, n, per_epoch):
     return [0] + [e * total + b for e in range(cfg.epochs) for b in (*inside, total)]
 
 
+MATCHINGS = ("weight", "activation")   # how solution b may be aligned to solution a before its straight path
+
+
+def training_subset(cfg, samples):
+    """(x, y): the first `samples` training images in cfg's dtype."""
+    return data.load("train", cfg.data_dir or None, dtype=cfg.dtype, limit=samples)
+
+
 def train_evaluator(cfg, samples):
     """The landscape tools' Evaluator (mean loss, accuracy at given weights) on the first `samples` training images."""
-    x, y = data.load("train", cfg.data_dir or None, dtype=cfg.dtype, limit=samples)
+    x, y = training_subset(cfg, samples)
     return Evaluator(arch_of(cfg), x, y, backend="manual", dtype=cfg.dtype)
 
 
@@ -42,26 +54,84 @@ def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
             "train_loss": float(loss[0]), "train_accuracy": float(acc[0])}, result
 
 
-def straight_path(job):
-    """{"alpha", "loss", "accuracy"} along the landscape tools' straight path from job["a"] to job["b"]."""
-    # a, b: state dicts of job["cfg"]'s net; loss on the first job["samples"] training images, job["steps"] segments
-    evaluate = train_evaluator(job["cfg"], job["samples"])
-    return surfaces.interpolate(evaluate, job["a"], job["b"], surfaces.path_alphas(job["steps"], extend=0))
+def aligned(matching, arch, a, b, x):
+    """b with its hidden units permuted to match a's: (state, weight-matching sweeps run or 0)."""
+    if matching == "weight":
+        state, _, sweeps = align.weight_matching(arch, a, b)
+        return state, sweeps
+    if matching == "activation":
+        return align.activation_matching(arch, a, b, x)[0], 0
+    raise ValueError(f"unknown matching {matching!r}; valid: {', '.join(MATCHINGS)}")
 
 
-def path_summary(path):
-    """{"barrier", "loss_a", "loss_b", "max_loss"} of a straight path: its barrier, end losses and highest loss."""
-    return {"barrier": surfaces.barrier(path), "loss_a": float(path["loss"][0]), "loss_b": float(path["loss"][-1]),
-            "max_loss": float(path["loss"].max())}
+def pair_paths(job):
+    """{"raw": straight path a -> b, <matching>: straight path a -> b aligned to a, "sweeps": {matching: n},
+    "bezier": the loss along a trained quadratic Bézier curve between the raw a and b, or None}."""
+    # a, b: state dicts of job["cfg"]'s net; losses on the first job["samples"] training images, job["steps"]
+    # segments per path; the bend trained for job["bezier_steps"] SGD steps (0: none) on cfg's training subset
+    cfg, a, b = job["cfg"], job["a"], job["b"]
+    arch, (x, y) = arch_of(cfg), training_subset(cfg, job["samples"])
+    evaluate = Evaluator(arch, x, y, backend="manual", dtype=cfg.dtype)
+    alphas = surfaces.path_alphas(job["steps"], extend=0)
+    out = {"raw": surfaces.interpolate(evaluate, a, b, alphas), "sweeps": {}, "bezier": None}
+    for matching in job["matchings"]:
+        state, out["sweeps"][matching] = aligned(matching, arch, a, b, x)
+        out[matching] = surfaces.interpolate(evaluate, a, state, alphas)
+    if job["bezier_steps"]:
+        xt, yt = training_subset(cfg, cfg.limit_train)
+        c, _ = curves.train_bezier(arch, a, b, xt, yt, job["bezier_steps"], cfg.lr, batch_size_of(cfg, len(xt)),
+                                   cfg.seed, momentum=cfg.momentum)
+        out["bezier"] = curves.bezier_path(evaluate, a, c, b, alphas)
+    return out
 
 
-def path_jobs(groups, samples, steps):
-    """One straight_path job per pair within each group; groups: {key: [(run index, cfg, final state)]}."""
+def path_summary(path, prefix=""):
+    """{"barrier", "loss_a", "loss_b", "max_loss"} of a path (keys prefixed): its barrier (highest loss on the
+    path minus the mean of its ends), end losses and highest loss; NaNs for no path."""
+    keys = [prefix + k for k in ("barrier", "loss_a", "loss_b", "max_loss")]
+    if path is None:
+        return dict.fromkeys(keys, float("nan"))
+    values = surfaces.barrier(path), path["loss"][0], path["loss"][-1], path["loss"].max()
+    return {k: float(v) for k, v in zip(keys, values)}
+
+
+def pair_summary(paths):
+    """One flat dict of a pair_paths result: raw path_summary, then barrier_<matching>, sweeps_<matching>, and the
+    Bézier curve's bezier_* summary (NaN where no curve was trained)."""
+    row = path_summary(paths["raw"])
+    for matching, sweeps in paths["sweeps"].items():
+        row[f"barrier_{matching}"] = surfaces.barrier(paths[matching])
+        if matching == "weight":
+            row["weight_matching_sweeps"] = sweeps
+    return {**row, **path_summary(paths["bezier"], "bezier_")}
+
+
+def path_jobs(groups, samples, steps, matchings=(), bezier_steps=0):
+    """One pair_paths job per pair within each group, the first pair of each group with a Bézier curve of
+    bezier_steps steps (0: none); groups: {key: [(run index, cfg, final state)]}."""
     jobs = []
     for key, members in groups.items():
-        for (i, cfg, a), (j, _, b) in itertools.combinations(members, 2):
-            jobs.append({"key": key, "ij": (i, j), "cfg": cfg, "a": a, "b": b, "samples": samples, "steps": steps})
+        for n, ((i, cfg, a), (j, _, b)) in enumerate(itertools.combinations(members, 2)):
+            jobs.append({"key": key, "ij": (i, j), "cfg": cfg, "a": a, "b": b, "samples": samples, "steps": steps,
+                         "matchings": tuple(matchings), "bezier_steps": bezier_steps if n == 0 else 0})
     return jobs
+
+
+def loglog_slope(xs, ys):
+    """(slope, its standard error, points): least squares of log ys on log xs over the finite positive ys; the
+    slope is NaN below 2 points, its error below 3."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    keep = np.isfinite(ys) & (ys > 0)
+    lx, ly = np.log(xs[keep]), np.log(ys[keep])
+    n = len(lx)
+    if n < 2:
+        return float("nan"), float("nan"), n
+    slope, intercept = np.polyfit(lx, ly, 1)
+    if n < 3:
+        return float(slope), float("nan"), n
+    residual = ly - (slope * lx + intercept)
+    stderr = np.sqrt(residual @ residual / (n - 2) / np.sum((lx - lx.mean()) ** 2))
+    return float(slope), float(stderr), n
 
 
 def distances(states):
