@@ -5,8 +5,7 @@ NO_CUDA = "no CUDA device: torch.cuda.is_available() is False"
 
 
 def resolve(name):
-    """"cpu" or "cuda" for a --device value; ValueError naming the flag for an unknown value or cuda without a GPU.
-    torch is imported only for cuda and auto."""
+    """"cpu" or "cuda" for a --device value (torch imported only for cuda and auto); else a one-line ValueError."""
     if name not in DEVICES:
         raise ValueError(f"--device {name!r} is invalid; choose from {', '.join(DEVICES)}")
     if name == "cpu":
