@@ -53,10 +53,10 @@ def row(name, ours, theirs, rtol, atol):
                values, rel, within and rel <= rtol and ours.dtype == theirs.dtype)
 
 
-def pair(arch, dtype="float64", seed=0):
-    """A manual net (torch-default init, seeded) and a torch copy holding the same weights."""
+def pair(arch, dtype="float64", seed=0, device="cpu"):
+    """A manual net (torch-default init, seeded) and a torch copy on device holding the same weights."""
     net = manual.build(arch, init="torch_default", seed=seed, dtype=dtype)
-    mod = torch_ref.build(arch, dtype)
+    mod = torch_ref.build(arch, dtype).to(device)
     mod.load_state_dict(torch_ref.from_numpy(net.state_dict()))
     return net, mod
 
@@ -71,7 +71,7 @@ def agree(net, mod, x, head):
     loss, dout, torch_head = head(out)
     dx = net.backward(dout)
     grads = net.grads()
-    xt = torch.tensor(x, requires_grad=True)
+    xt = torch.tensor(x, device=device_of(mod), requires_grad=True)
     out_t = mod(xt)
     scalar = torch_head(out_t)
     scalar.backward()
@@ -86,11 +86,16 @@ def agree(net, mod, x, head):
     return rows
 
 
+def device_of(mod):
+    """The device a torch module's parameters live on."""
+    return next(mod.parameters()).device
+
+
 def upstream(net, mod, x, seed=0):
     """agree() with a random upstream gradient dout: the scalar is (out * dout).sum(), never a plain sum."""
     def head(out):
         dout = np.random.default_rng(seed).standard_normal(out.shape).astype(x.dtype)
-        return None, dout, lambda out_t: (out_t * torch.tensor(dout)).sum()
+        return None, dout, lambda out_t: (out_t * torch.tensor(dout, device=out_t.device)).sum()
     return agree(net, mod, x, head)
 
 
@@ -100,7 +105,8 @@ def with_loss(net, mod, x, target, loss="cross_entropy", reduction="sum"):
 
     def head(out):
         value, dout = ours(out, target, reduction=reduction)
-        return value, dout, lambda out_t: theirs(out_t, torch.tensor(target), reduction=reduction)
+        return value, dout, lambda out_t: theirs(out_t, torch.tensor(target, device=out_t.device),
+                                                 reduction=reduction)
     return agree(net, mod, x, head)
 
 
@@ -139,13 +145,13 @@ def default_loss(arch):
     return "mse" if outputs(arch) == 1 else "cross_entropy"
 
 
-def compare(arch, dtype="float64", batch_size=8, reduction="sum", seed=0, loss=None):
-    """Both nets from one arch and seed, random inputs and targets, rows through the loss."""
+def compare(arch, dtype="float64", batch_size=8, reduction="sum", seed=0, loss=None, device="cpu"):
+    """Both nets from one arch and seed (torch's on device), random inputs and targets, rows through the loss."""
     arch = spec.validate(arch)
     loss = loss or default_loss(arch)
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
-    net, mod = pair(arch, dtype, seed)
+    net, mod = pair(arch, dtype, seed, device)
     rng = np.random.default_rng([seed, 1])
     x = rng.standard_normal(input_shape(arch, batch_size)).astype(dtype)
     if loss == "cross_entropy":

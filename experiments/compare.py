@@ -3,6 +3,7 @@ import sys
 
 from experiments import exits
 from experiments.agreement import LOSSES, TOLERANCES, compare, default_loss, table
+from experiments.devices import DEVICES, resolve
 from experiments.flags import Parser, positive_int, seed, widths
 from manual import spec
 from manual.losses import REDUCTIONS
@@ -33,6 +34,9 @@ def parser(prog="python -m experiments.compare"):
                    help="default: cross_entropy against random labels, or mse against random targets when the "
                         "net has a single output (chain), where cross-entropy is identically 0")
     p.add_argument("--seed", type=seed, default=0, help="seeds the weights, inputs and targets (default: 0)")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the torch side computes: cpu, cuda, or auto (cuda when torch sees a GPU, else cpu); "
+                        "the manual side is NumPy on the CPU (default: cpu)")
     return p
 
 
@@ -51,13 +55,17 @@ def command(argv, prog):
         arch = spec.get(args.arch, **options)
     except ValueError as e:
         p.error(str(e))
+    try:
+        device = resolve(args.device)
+    except ValueError as err:
+        p.error(str(err))
     loss = args.loss or default_loss(arch)
-    rows = compare(arch, args.dtype, args.batch_size, args.reduction, args.seed, loss)
+    rows = compare(arch, args.dtype, args.batch_size, args.reduction, args.seed, loss, device)
     tol = TOLERANCES[args.dtype]
     print(f"{args.arch}: {spec.describe(arch)}")
     print(f"{args.dtype}, batch {args.batch_size}, {loss} ({args.reduction}), seed {args.seed}; "
           f"pass: |manual - torch| <= {tol['atol']:g} + {tol['rtol']:g} * |torch| everywhere "
-          f"and rel error <= {tol['rtol']:g}\n")
+          f"and rel error <= {tol['rtol']:g}; torch on {device}\n")
     print(table(rows))
     failed = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} tensors agree" + (f", {len(failed)} FAIL" if failed else ""))

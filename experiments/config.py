@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import manual
 from experiments.checks import is_count
+from experiments.devices import DEVICES, numpy_only
 from experiments.data import SIZES
 from manual import spec
 from manual.init import parse as parse_init
@@ -39,6 +40,7 @@ class Config:
     reduction: str = "mean"          # sum = the notes' L(W) = -sum log Pr(y|x); mean divides by the batch size
     limit_train: int = 0             # train on the first N images; 0 = all 60,000
     data_dir: str = ""               # "" = $BACKPROP_LAB_DATA or ./data
+    device: str = "cpu"              # cpu | cuda | auto: where the torch backend trains; manual stays on the CPU
 
     def __post_init__(self):
         def fail(field, allowed):
@@ -46,9 +48,10 @@ class Config:
 
         for field, choices in (("backend", BACKEND_CHOICES), ("optimizer", OPTIMIZERS), ("arch", MNIST_ARCHS),
                                ("dtype", DTYPE_NAMES), ("reduction", REDUCTIONS),
-                               ("lr_schedule", SCHEDULES)):
+                               ("lr_schedule", SCHEDULES), ("device", DEVICES)):
             if getattr(self, field) not in choices:
                 fail(field, f"choose from {', '.join(choices)}")
+        numpy_only(self.backend, self.device)
         if (self.hidden or self.activation) and self.arch != "mlp":
             raise ValueError("--hidden and --activation customise --arch mlp only")
         if not all(is_count(w) for w in self.hidden):

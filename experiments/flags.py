@@ -5,6 +5,7 @@ import math
 
 from experiments.config import (ACTIVATIONS, BACKEND_CHOICES, DTYPE_NAMES, MAX_SEED, MNIST_ARCHS, OPTIMIZERS,
                                 REDUCTIONS, SCHEDULES, Config)
+from experiments.devices import DEVICES
 
 FLAG_HELP = {
     "backend": "which backend trains: the NumPy one, torch autograd, or both side by side on the same batches",
@@ -25,6 +26,9 @@ FLAG_HELP = {
     "reduction": "sum = the notes' L(W) = -sum log Pr(y|x); mean = divided by the batch size",
     "limit_train": "train on the first N training images only (0 = all 60,000)",
     "data_dir": "where MNIST is or goes (default: $BACKPROP_LAB_DATA or ./data)",
+    "device": "where the torch backend trains: cpu, cuda, or auto (cuda when torch sees a GPU, else cpu); the "
+              "manual backend is NumPy on the CPU, so --backend manual refuses cuda and --backend both trains torch "
+              "on the GPU and manual on the CPU",
 }
 
 
@@ -83,7 +87,8 @@ def batch_size(text):
 TYPES = {"hidden": widths, "batch_size": batch_size, "seed": seed, "epochs": int, "limit_train": int,
          "lr": float, "momentum": float, "weight_decay": float}
 CHOICES = {"backend": BACKEND_CHOICES, "arch": MNIST_ARCHS, "optimizer": OPTIMIZERS, "dtype": DTYPE_NAMES,
-           "reduction": REDUCTIONS, "activation": ACTIVATIONS, "lr_schedule": SCHEDULES}
+           "reduction": REDUCTIONS, "activation": ACTIVATIONS, "lr_schedule": SCHEDULES,
+           "device": DEVICES}
 
 
 def add_config_flags(parser, skip=()):

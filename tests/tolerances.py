@@ -28,3 +28,5 @@ DENSITY_INTEGRAL = dict(rtol=1e-6, atol=0)   # SLQ density on its grid (trapezoi
 QUADRATURE_F64 = dict(rtol=1e-10, atol=0)    # Gauss-Lanczos moments k <= 2 vs v^T H^k v of the same start (exact in theory)
 STANDARD_ERRORS = 4.0         # a seeded stochastic estimate lies within this many (exact) standard errors of the truth
 CURVATURE_EIGEN = 1e-3          # the landscape's eigsh (tol 1e-3, jobs.CURVATURE) vs eigh of the full Hessian, / max |λ|
+DEVICE_F64 = dict(rtol=1e-10, atol=1e-12)          # the same torch computation on cuda vs the CPU, float64
+DEVICE_TRAINED_F64 = dict(rtol=1e-9, atol=1e-12)   # one epoch of torch training on cuda vs the CPU, float64

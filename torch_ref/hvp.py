@@ -68,17 +68,18 @@ def gauss_newton(mod, x, y, v, loss="cross_entropy", reduction="sum"):
 METHODS = {"double_backward": double_backward, "forward_over_reverse": forward_over_reverse}
 
 
-def product(layers, state, x, y, loss="cross_entropy", reduction="mean", dtype="float64"):
-    """An hvp callable ({name: ndarray} -> {name: ndarray}) by double backward of torch_ref.build(layers) at state
-    on (x, y): the gradient's graph is built once and each product backpropagates through it again."""
-    mod = build(layers, dtype=dtype).eval()
+def product(layers, state, x, y, loss="cross_entropy", reduction="mean", dtype="float64", device="cpu"):
+    """An hvp callable ({name: ndarray} -> {name: ndarray}, NumPy on the CPU) by double backward of
+    torch_ref.build(layers) at state on (x, y), computed on device: the gradient's graph is built once and each
+    product backpropagates through it again."""
+    mod = build(layers, dtype=dtype).eval().to(device)
     mod.load_state_dict(from_numpy(state))
     names, params = zip(*mod.named_parameters())
-    value = LOSSES[loss](mod(torch.as_tensor(x)), torch.as_tensor(y), reduction=reduction)
+    value = LOSSES[loss](mod(torch.as_tensor(x, device=device)), torch.as_tensor(y, device=device),
+                         reduction=reduction)
     g = torch.autograd.grad(value, params, create_graph=True)
 
     def hvp(v):
-        v = _tensors(mod, x, y, v)[2]
-        return _numpy(dict(zip(names, torch.autograd.grad(g, params, grad_outputs=tuple(v.values()),
-                                                          retain_graph=True))))
+        v = tuple(t.to(device) for t in _tensors(mod, x, y, v)[2].values())
+        return _numpy(dict(zip(names, torch.autograd.grad(g, params, grad_outputs=v, retain_graph=True))))
     return hvp

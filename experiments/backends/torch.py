@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 import torch_ref
 from experiments.backends import Trainer, check_finite, check_params, evaluate_in_chunks, optimizer_args
+from experiments.devices import resolve
 
 
 def score(logits, y):
@@ -12,15 +13,22 @@ def score(logits, y):
     return F.cross_entropy(logits, y, reduction="sum").item(), int((logits.argmax(1) == y).sum())
 
 
+def numpy(t):
+    """A tensor's values as a NumPy array on the CPU (shares memory with a CPU tensor, copies a GPU one)."""
+    return t.detach().cpu().numpy()
+
+
 class TorchTrainer(Trainer):
-    """torch_ref's nn.Sequential trained by autograd and torch.optim."""
+    """torch_ref's nn.Sequential trained by autograd and torch.optim on cfg's device; batches come and state goes
+    as NumPy arrays on the CPU."""
 
     name = "torch"
 
     def __init__(self, arch, cfg, init_state):
         super().__init__(arch, cfg)
-        torch.manual_seed(cfg.seed)
-        self.module = torch_ref.build(arch, dtype=cfg.dtype)
+        torch.manual_seed(cfg.seed)                     # seeds the CPU and every CUDA generator
+        self.device = torch.device(resolve(cfg.device))
+        self.module = torch_ref.build(arch, dtype=cfg.dtype).to(self.device)
         self.module.load_state_dict(torch_ref.from_numpy(init_state))
         self.params = dict(self.module.named_parameters())
         kind, kwargs = optimizer_args(cfg)
@@ -42,22 +50,26 @@ class TorchTrainer(Trainer):
 
     def step(self, x, y):
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.module(torch.from_numpy(x)), torch.from_numpy(y), reduction=self.reduction)
+        loss = F.cross_entropy(self.module(self.tensor(x)), self.tensor(y), reduction=self.reduction)
         loss.backward()
         value = loss.item()
         check_finite(value, self.grads(), self.describe)
         self.opt.step()
-        check_params({name: p.detach().numpy() for name, p in self.params.items()}, self.describe)
+        check_params({name: numpy(p) for name, p in self.params.items()}, self.describe)
         return value
 
+    def tensor(self, a):
+        """A NumPy batch as a tensor on the device (the array itself on the CPU)."""
+        return torch.from_numpy(a).to(self.device)
+
     def grads(self):
-        return {name: p.grad.numpy() for name, p in self.params.items()}
+        return {name: numpy(p.grad) for name, p in self.params.items()}
 
     def evaluate(self, x, y):
         self.module.eval()
         with torch.no_grad():
-            result = evaluate_in_chunks(lambda xc: self.module(torch.from_numpy(xc)),
-                                        lambda logits, yc: score(logits, torch.from_numpy(yc)), x, y)
+            result = evaluate_in_chunks(lambda xc: self.module(self.tensor(xc)),
+                                        lambda logits, yc: score(logits, self.tensor(yc)), x, y)
         self.module.train()
         return result
 
@@ -66,18 +78,27 @@ class TorchTrainer(Trainer):
 
     def optimizer_state(self):
         """{"<param>.<state>": array} from torch.optim's per-parameter state."""
-        return {f"{name}.{key}": value.numpy().copy() for name, p in self.params.items()
+        return {f"{name}.{key}": numpy(value).copy() for name, p in self.params.items()
                 for key, value in self.opt.state.get(p, {}).items()}
 
     def rng_state(self):
-        return {"torch": torch.get_rng_state().numpy()}
+        """The CPU generator's state, and on a GPU the CUDA generator's (dropout masks are drawn there)."""
+        return {"torch": torch.get_rng_state().numpy(), **self.cuda_rng()}
+
+    def cuda_rng(self):
+        """{"cuda": the CUDA generator's state} on a GPU, {} on the CPU."""
+        return {"cuda": torch.cuda.get_rng_state(self.device).numpy()} if self.device.type == "cuda" else {}
 
     def load(self, params, optimizer, rng):
         """Every key, shape and dtype checked first (ValueError naming the first problem), then copied in."""
-        expected = {"param": {name: p.detach().numpy() for name, p in self.params.items()},
-                    "optim": {f"{name}.{key}": value.numpy() for name, p in self.params.items()
+        expected = {"param": {name: numpy(p) for name, p in self.params.items()},
+                    "optim": {f"{name}.{key}": numpy(value) for name, p in self.params.items()
                               for key, value in self.fresh_state(p).items()},
-                    "rng": {"torch": torch.get_rng_state().numpy()}}
+                    "rng": {"torch": torch.get_rng_state().numpy(), **self.cuda_rng()}}
+        if "cuda" not in rng:                           # a checkpoint from a CPU run: the CUDA generator stays seeded
+            expected["rng"].pop("cuda", None)
+        elif "cuda" not in expected["rng"]:             # a GPU run resumed on the CPU: its CUDA state has no use
+            rng = {k: v for k, v in rng.items() if k != "cuda"}
         for group, given in (("param", params), ("optim", optimizer), ("rng", rng)):
             like(group, given, expected[group])
         for key, step in optimizer.items():
@@ -87,8 +108,11 @@ class TorchTrainer(Trainer):
             for name, p in self.params.items():
                 p.copy_(torch.from_numpy(params[name]))
         for name, p in self.params.items():
-            self.opt.state[p] = {key: torch.from_numpy(optimizer[f"{name}.{key}"].copy()) for key in self.fresh_state(p)}
+            self.opt.state[p] = {key: torch.from_numpy(optimizer[f"{name}.{key}"].copy()).to(fresh.device)
+                                 for key, fresh in self.fresh_state(p).items()}
         torch.set_rng_state(torch.from_numpy(rng["torch"].copy()))
+        if "cuda" in rng:
+            torch.cuda.set_rng_state(torch.from_numpy(rng["cuda"].copy()), self.device)
 
 
 def like(group, given, expected):

@@ -9,6 +9,7 @@ import sys
 from experiments import exits
 from experiments.backends import TRAINERS
 from experiments.config import Config, arch_of
+from experiments.devices import DEVICES, resolve as resolve_device
 from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
@@ -38,7 +39,12 @@ def parser(prog="python -m experiments.landscape"):
                    help="backend that evaluates the landscape points (default: manual)")
     p.add_argument("--train-backend", choices=TRAINERS,
                    help="backend that trains each run (default: manual)")
-    add_config_flags(p, skip=("backend", "init", "seed"))
+    p.add_argument("--device", dest="eval_device", choices=DEVICES, default="cpu",
+                   help="where the torch evaluation (--backend torch) and the torch Hessian-vector products "
+                        "(--curvature-backend torch) compute: cpu, cuda, or auto (cuda when torch sees a GPU, else "
+                        "cpu); the manual backend is NumPy on the CPU, so cuda needs one of the two on torch; the "
+                        "trainings stay on the CPU (default: cpu)")
+    add_config_flags(p, skip=("backend", "init", "seed", "device"))
     p.add_argument("--from-runs", nargs="+", metavar="DIR",
                    help="reuse finished training runs instead of training: run directories (config.json + "
                         "final.npz, and <backend>/snapshots.npz for the PCA plane) or folders holding them")
@@ -121,11 +127,20 @@ def plan(p, args):
     if twins:
         p.error(f"--inits: {twins[0]} names a scheme given already (kaiming = kaiming_normal, "
                 f"xavier = xavier_uniform, normal = normal:0.01, uniform = uniform:0.1)")
+    if args.eval_device == "cuda" and "torch" not in (args.eval_backend, args.curvature_backend):
+        p.error("--device cuda: the manual backend is NumPy on the CPU only; use --backend torch and/or "
+                "--curvature-backend torch")
+    try:
+        device = resolve_device(args.eval_device) if "torch" in (args.eval_backend, args.curvature_backend) \
+            else "cpu"
+    except ValueError as err:
+        p.error(str(err))
     settings = jobs.Settings(
         backend=args.eval_backend, resolution=args.resolution, span=args.span, eval_samples=args.eval_samples,
         sharpness_radius=args.sharpness_radius, sharpness_dirs=args.sharpness_dirs,
         snapshots_per_epoch=args.snapshots_per_epoch, curvature_samples=args.curvature_samples,
         curvature_backend=args.curvature_backend, align=args.align, bezier_steps=args.bezier_steps, logdir=args.logdir,
+        device=device,
         train_dir=args.train_dir or args.logdir.rstrip("/") + "-train")
     if args.from_runs:
         runs = found_runs(p, args.from_runs)

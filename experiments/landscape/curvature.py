@@ -9,6 +9,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 import manual
+from experiments.devices import numpy_only
 
 BACKENDS = ("manual", "torch")
 
@@ -40,15 +41,17 @@ class Hessian(LinearOperator):
         return self._matvec(v)                                     # H is symmetric
 
 
-def operator(backend, layers, state, x, y, loss="cross_entropy", reduction="mean", dtype="float64"):
-    """The Hessian at state on (x, y) as a Hessian operator, its products by the named backend."""
+def operator(backend, layers, state, x, y, loss="cross_entropy", reduction="mean", dtype="float64", device="cpu"):
+    """The Hessian at state on (x, y) as a Hessian operator, its products by the named backend (torch on device;
+    manual on the CPU only)."""
     if backend == "manual":
+        numpy_only(backend, device)
         net = manual.build(layers, dtype=dtype).eval()
         net.load_state_dict({k: np.asarray(a, net.dtype) for k, a in state.items()})
         return Hessian(net.hvp_function(x, y, loss, reduction), state)
     if backend == "torch":
         from torch_ref.hvp import product                         # torch only when asked for
-        return Hessian(product(layers, state, x, y, loss, reduction, dtype), state)
+        return Hessian(product(layers, state, x, y, loss, reduction, dtype, device), state)
     raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
 
 

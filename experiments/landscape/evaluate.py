@@ -11,6 +11,7 @@ import numpy as np
 
 import manual
 from experiments.backends.manual import score
+from experiments.devices import numpy_only
 from experiments.landscape import evaluation_backend
 from manual import spec
 
@@ -20,7 +21,7 @@ MAX_CHUNK = 1000        # examples per chunk at most (and always, without the fi
 
 
 class EvaluationBackend:
-    """An engine the Evaluator drives, built as Cls(arch, dtype): arrays, parameters overwritten in place,
+    """An engine the Evaluator drives, built as Cls(arch, dtype, device): arrays, parameters overwritten in place,
     forward passes and scores."""
 
     def asarray(self, a):
@@ -49,9 +50,10 @@ class EvaluationBackend:
 
 
 class ManualEvaluation(EvaluationBackend):
-    """The NumPy engine: a manual.Sequential whose live parameters are overwritten point by point."""
+    """The NumPy engine: a manual.Sequential whose live parameters are overwritten point by point; CPU only."""
 
-    def __init__(self, arch, dtype):
+    def __init__(self, arch, dtype, device="cpu"):
+        numpy_only("manual", device)
         self.net = manual.build(arch, init="zeros", dtype=dtype).eval()
         self.live, self.dtype = self.net.params, manual.as_dtype(dtype)
 
@@ -102,9 +104,9 @@ def flat(state, names, dtype):
 class Evaluator:
     """Mean cross-entropy and accuracy of one architecture on a fixed (x, y) at many points."""
 
-    def __init__(self, arch, x, y, backend="manual", dtype="float64", trick=True, chunk=None):
+    def __init__(self, arch, x, y, backend="manual", dtype="float64", trick=True, chunk=None, device="cpu"):
         self.arch, self.dtype, self.n = spec.validate(arch), manual.as_dtype(dtype), len(x)
-        self.backend = evaluation_backend(backend)(self.arch, self.dtype)
+        self.backend = evaluation_backend(backend)(self.arch, self.dtype, device)
         self.trick = trick and isinstance(self.arch[0], TRICK_LAYERS)
         self.x, self.y = self.backend.asarray(np.asarray(x, self.dtype)), self.backend.asarray(y)
         self.chunk = chunk

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import manual
-from experiments import checkpoint, data
+from experiments import checkpoint, data, devices
 from experiments.config import Config, arch_of, batch_size_of, flat_input
 from experiments.exits import FAILED
 from experiments.landscape import align, curvature, curves, surfaces, tb
@@ -29,6 +29,7 @@ class Settings:
     snapshots_per_epoch: int = 10   # parameter snapshots kept while training, for the PCA plane
     curvature_samples: int = 1000   # the first N evaluation images for the Hessian's spectrum; 0 = off
     curvature_backend: str = "manual"   # backend of the Hessian-vector products
+    device: str = "cpu"             # cpu | cuda: where the torch evaluation and curvature backends compute
     align: str = "weight"           # weight | activation | both | none: the pairs' straight paths after alignment
     bezier_steps: int = 0           # SGD steps training each pair's Bezier bend; 0 = no curve
     logdir: str = "runs/landscape"
@@ -55,7 +56,8 @@ def evaluator(cfg, settings, sweep=None):
         return SpreadEvaluator(sweep, cfg, settings)
     arch = arch_of(cfg)
     x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
-    return Evaluator(arch, x, y, backend=settings.backend, dtype=cfg.dtype)
+    return Evaluator(arch, x, y, backend=settings.backend, dtype=cfg.dtype, device=devices.of(settings.backend,
+                                                                                             settings.device))
 
 
 def block(job):
@@ -158,8 +160,9 @@ def curvatures(cfg, states, settings):
     arch = arch_of(cfg)
     x, y = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
     n = min(settings.curvature_samples, len(x))
+    device = devices.of(settings.curvature_backend, settings.device)
     return {name: curvature.summary(curvature.operator(settings.curvature_backend, arch, state, x[:n], y[:n],
-                                                       dtype=cfg.dtype), seed=cfg.seed, **CURVATURE)
+                                                       dtype=cfg.dtype, device=device), seed=cfg.seed, **CURVATURE)
             for name, state in states.items()}
 
 

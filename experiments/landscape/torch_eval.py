@@ -1,4 +1,4 @@
-"""The landscape's torch evaluation backend: torch_ref's nn.Sequential under no_grad."""
+"""The landscape's torch evaluation backend: torch_ref's nn.Sequential under no_grad, on the CPU or a GPU."""
 import numpy as np
 import torch
 
@@ -8,18 +8,19 @@ from experiments.landscape.evaluate import EvaluationBackend
 
 
 class TorchEvaluation(EvaluationBackend):
-    """torch_ref's nn.Sequential under no_grad, its parameters overwritten point by point."""
+    """torch_ref's nn.Sequential under no_grad on device, its parameters overwritten point by point."""
 
-    def __init__(self, arch, dtype):
-        self.module = torch_ref.build(arch, dtype=dtype).eval().requires_grad_(False)
+    def __init__(self, arch, dtype, device="cpu"):
+        self.device = torch.device(device)
+        self.module = torch_ref.build(arch, dtype=dtype).eval().requires_grad_(False).to(self.device)
         self.live, self.dtype = dict(self.module.named_parameters()), torch_ref.torch_dtype(dtype)
         self.parts = {}                                         # (start, stop) -> the slice module[start:stop]
 
     def asarray(self, a):
-        return torch.from_numpy(np.ascontiguousarray(a))
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
     def empty(self, shape):
-        return torch.empty(shape, dtype=self.dtype)
+        return torch.empty(shape, dtype=self.dtype, device=self.device)
 
     def combine(self, coeffs, stack, out):
         torch.mv(stack.T, coeffs, out=out)

@@ -8,13 +8,14 @@ import sys
 from experiments import exits
 from experiments.backends import Diverged
 from experiments.config import Config
+from experiments.devices import resolve as resolve_device
 from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, config_values
 from experiments.io import remove_temporaries
 from experiments.lock import DirectoryLock
 from experiments.train.loop import SNAPSHOTS, Interrupted, completed, train_and_evaluate
 
-RESUMABLE = {"epochs", "data_dir"}   # flags that may differ from the saved config when resuming
+RESUMABLE = {"epochs", "data_dir", "device"}   # flags that may differ from the saved config when resuming
 RUN_ENTRIES = ("config.json", "final.npz", SNAPSHOTS, "manual", "torch")   # what a run writes; --overwrite deletes these
 
 
@@ -67,7 +68,10 @@ def resumed(p, args, given):
     if given.get("epochs", saved.epochs) != saved.epochs and saved.lr_schedule == "cosine":
         p.error("--resume with another --epochs would change the cosine learning-rate schedule "
                 "of the run so far; only a --lr-schedule constant run can be extended")
-    return dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RESUMABLE})
+    try:
+        return dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RESUMABLE})
+    except ValueError as err:                     # e.g. --device cuda for a saved --backend manual run
+        p.error(str(err))
 
 
 def resolve(p, args):
@@ -119,6 +123,11 @@ def command(argv, prog):
     p = parser(prog)
     args = p.parse_args(argv)
     cfg, run_dir = resolve(p, args)
+    if "torch" in cfg.backends:
+        try:
+            resolve_device(cfg.device)                # cuda without a GPU: one line, before any data loads
+        except ValueError as err:
+            p.error(str(err))
     with DirectoryLock(run_dir, "--run-dir"):
         remove_temporaries(run_dir)
         if args.resume and completed(cfg, run_dir):
