@@ -112,7 +112,7 @@ def call(fn, job, reporter):
         with pinned():
             return True, fn(job), reporter.total
     except Exception as err:   # sent back as data: any exception, picklable or not, reaches the caller as one line
-        return False, one_line(err), reporter.total
+        return False, (one_line(err), getattr(err, "exit_code", exits.FAILED)), reporter.total
     finally:
         _current.reporter = previous
 
@@ -141,9 +141,12 @@ def importable(fn):
     return getattr(importlib.import_module(spec.name), fn.__qualname__, fn)
 
 
-def failure(name, index, where, error):
-    """TaskFailed for job `index` of function `name`, run at `where`, with the error on one line."""
-    return TaskFailed(f"{name} failed on job {index} at {where}: {error}")
+def failure(name, index, where, error, code=exits.FAILED):
+    """TaskFailed for job `index` of function `name`, run at `where`, with the error on one line and the exit code
+    of the original error (a divergence's 3, an interrupted training's 130, ...)."""
+    err = TaskFailed(f"{name} failed on job {index} at {where}: {error}")
+    err.exit_code = code
+    return err
 
 
 class Sweep:
@@ -260,7 +263,7 @@ class Sweep:
         for index, job in enumerate(jobs):
             ok, value, _ = call(fn, job, Tally(progress))
             if not ok:
-                raise failure(name, index, f"this process (pid {os.getpid()})", value)
+                raise failure(name, index, f"this process (pid {os.getpid()})", *value)
             results.append(value)
             if finished:
                 finished(index)
@@ -294,7 +297,7 @@ class Sweep:
                         done.append(index)
                 for index, (where, ok, value, reported) in zip(done, self._gather(name, futures, done)):
                     if not ok:
-                        raise failure(name, index, f"worker {where}", value)
+                        raise failure(name, index, f"worker {where}", *value)
                     forward(index, reported)
                     sent[index] = float("inf")        # late progress messages of this job are ignored
                     results[index], left, futures[index] = value, left - 1, None   # the cluster may forget it

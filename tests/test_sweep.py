@@ -205,7 +205,8 @@ def test_commands_exit_2_on_unreachable_scheduler(command, monkeypatch, capsys, 
     else:
         assert chain_depth.main(["--quick", "--out", str(tmp_path), "--scheduler", address]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: cannot reach the Dask scheduler at " + address)
+    assert err[-1].startswith(f"python -m experiments.{'landscape' if command == 'landscape' else 'claims.chain_depth'}"
+                              f": error: cannot reach the Dask scheduler at {address}")
 
 
 def test_scheduler_from_environment(monkeypatch):

@@ -155,7 +155,7 @@ def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path, capsys):
     path.write_bytes(path.read_bytes()[:200])
     assert train_command.main(["--resume", "--run-dir", str(tmp_path), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and str(path) in err[0], err
+    assert len(err) == 1 and err[0].startswith("python -m experiments.train: error: ") and str(path) in err[0], err
 
 
 @pytest.mark.slow

@@ -277,8 +277,8 @@ launch("experiments.train.cli", "python -m experiments.train")"""   # experiment
 def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(tmp_path, delay):
     # the shim of `python -m experiments.train` once it runs (Python's own startup, site and .pth files and the
     # module search, is not the project's code): delay seconds into loading the command
-    proc = subprocess.Popen([sys.executable, "-c", STARTED, *TINY, "--run-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", STARTED, *TINY, "--run-dir", str(tmp_path), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)   # no bar: only the error
     assert proc.stdout.readline().strip() == "started"
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)

@@ -255,18 +255,17 @@ def measure_all(p, args, settings, todo, outputs):
     kinds = 1 + len(jobs.ALIGNMENTS[settings.align]) + bool(settings.bezier_steps)   # paths per pair
     total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
         pairs * kinds * len(alphas)
-    bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
-                           bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
     workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
     try:
-        with Sweep(workers, args.scheduler, log=lambda line: bar.write(f"[sweep] {line}", file=sys.stderr)) as sweep:
-            done, paths = run_all(todo, sweep, bar)
+        with Sweep(workers, args.scheduler, log=lambda line: print(f"[sweep] {line}", file=sys.stderr)) as sweep:
+            bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
+                                   bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+            with bar:
+                done, paths = run_all(todo, sweep, bar)
     except Exception as err:   # a task's failure (a divergence, a Ctrl-C in a training) or an unreachable --scheduler
         code, message = exits.code_of(err)
-        print(f"{p.prog}: error: {type(err).__name__}: {message}", file=sys.stderr)
+        print(f"{p.prog}: error: {message}", file=sys.stderr)
         return code
-    finally:
-        bar.close()
     report(settings, done, paths, alphas)
     return 0
 
