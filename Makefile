@@ -38,6 +38,10 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_epoch.py
 	$(PY) benchmarks/bench_landscape.py
+	$(PY) benchmarks/bench_hvp.py
+	$(PY) benchmarks/bench_align.py
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_gpu.py
 
 # `make tensorboard LOGDIR=runs/mlp PORT=6007`: TensorBoard on http://127.0.0.1:PORT, serving LOGDIR. The link
 # it prints sets smoothing to 0: per-epoch charts have a handful of points, which the default 0.6 distorts.

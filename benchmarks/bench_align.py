@@ -12,6 +12,7 @@ import time
 import manual
 from experiments import data
 from experiments.landscape import align
+from machine import measured
 from manual import spec
 from manual.optim import SGD
 
@@ -51,21 +52,22 @@ def main():
     for flag in ("epochs", "train_images", "samples", "repeats"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be a positive int, got {getattr(args, flag)}")
-    arch = spec.get("mlp")
-    x, y = data.load("train", dtype="float32", limit=args.train_images)
-    start = time.perf_counter()
-    a, b = (solution(arch, x, y, seed, args.epochs) for seed in (0, 1))
-    print(f"trained two mlp solutions ({args.epochs} epoch(s) on {len(x)} images, float32) in "
-          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
-    runs = {"weight matching": timed(lambda: align.weight_matching(arch, a, b), args.repeats),
-            "activation matching": timed(lambda: align.activation_matching(arch, a, b, x[:args.samples]),
-                                         args.repeats)}
-    print(f"mlp 784-256-128-10, float32 states, median of {args.repeats}")
-    for name, (times, result) in runs.items():
-        median = statistics.median(times)
-        extra = f", {result[2]} sweeps" if name == "weight matching" else f", {args.samples} images"
-        print(f"  {name:20s} {median:7.3f} s   target {TARGETS[name]:.0f} s   target / this = "
-              f"{TARGETS[name] / median:5.1f}x   (runs: {' '.join(f'{t:.3f}' for t in times)}{extra})")
+    with measured("bench_align"):
+        arch = spec.get("mlp")
+        x, y = data.load("train", dtype="float32", limit=args.train_images)
+        start = time.perf_counter()
+        a, b = (solution(arch, x, y, seed, args.epochs) for seed in (0, 1))
+        print(f"trained two mlp solutions ({args.epochs} epoch(s) on {len(x)} images, float32) in "
+              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        runs = {"weight matching": timed(lambda: align.weight_matching(arch, a, b), args.repeats),
+                "activation matching": timed(lambda: align.activation_matching(arch, a, b, x[:args.samples]),
+                                             args.repeats)}
+        print(f"mlp 784-256-128-10, float32 states, median of {args.repeats}")
+        for name, (times, result) in runs.items():
+            median = statistics.median(times)
+            extra = f", {result[2]} sweeps" if name == "weight matching" else f", {args.samples} images"
+            print(f"  {name:20s} {median:7.3f} s   target {TARGETS[name]:.0f} s   target / this = "
+                  f"{TARGETS[name] / median:5.1f}x   (runs: {' '.join(f'{t:.3f}' for t in times)}{extra})")
 
 
 if __name__ == "__main__":

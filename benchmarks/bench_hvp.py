@@ -19,6 +19,7 @@ import manual
 import torch_ref
 from experiments.data import load
 from experiments.landscape import curvature
+from machine import measured
 from manual import spec
 
 
@@ -91,19 +92,20 @@ def main():
     p.add_argument("--eig-images", type=int, default=10000, help="images for λ_max by eigsh; 0 skips it (default 10000)")
     p.add_argument("--eig-tol", type=float, default=1e-4, help="eigsh's relative tolerance (default 1e-4)")
     args = p.parse_args()
-    print(f"torch threads {torch.get_num_threads()}; mlp, {args.images} MNIST images, {args.reduction} cross-entropy, "
-          f"medians of {args.repeats}")
-    for dtype in ("float32", "float64"):
-        t = one_product(dtype, args.images, args.repeats, args.reduction)
-        base, grad_time = t["torch double backward"], t["manual gradient"]
-        print(f"\n{dtype}:")
-        for name, seconds in t.items():
-            print(f"  {name:24s} {seconds * 1e3:8.2f} ms   {seconds / base:5.2f}x torch double backward   "
-                  f"{seconds / grad_time:5.2f}x manual gradient")
-    if args.eig_images:
-        print(f"\nλ_max of mlp (seed-0 init) on {args.eig_images} images, eigsh which='LA', tol {args.eig_tol}, float64:")
-        for backend, (seconds, products, value) in lambda_max(args.eig_images, args.eig_tol).items():
-            print(f"  {backend:7s} {seconds:7.2f} s  {products:4d} products  λ_max = {value:.10g}")
+    with measured("bench_hvp"):
+        print(f"torch threads {torch.get_num_threads()}; mlp, {args.images} MNIST images, {args.reduction} cross-entropy, "
+              f"medians of {args.repeats}")
+        for dtype in ("float32", "float64"):
+            t = one_product(dtype, args.images, args.repeats, args.reduction)
+            base, grad_time = t["torch double backward"], t["manual gradient"]
+            print(f"\n{dtype}:")
+            for name, seconds in t.items():
+                print(f"  {name:24s} {seconds * 1e3:8.2f} ms   {seconds / base:5.2f}x torch double backward   "
+                      f"{seconds / grad_time:5.2f}x manual gradient")
+        if args.eig_images:
+            print(f"\nλ_max of mlp (seed-0 init) on {args.eig_images} images, eigsh which='LA', tol {args.eig_tol}, float64:")
+            for backend, (seconds, products, value) in lambda_max(args.eig_images, args.eig_tol).items():
+                print(f"  {backend:7s} {seconds:7.2f} s  {products:4d} products  λ_max = {value:.10g}")
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ def agree(net, mod, x, head):
 
 
 def device_of(mod):
-    """The device a torch module's parameters live on."""
-    return next(mod.parameters()).device
+    """The device a torch module's parameters live on (the CPU for a module without parameters)."""
+    return next(mod.parameters(), torch.empty(0)).device
 
 
 def upstream(net, mod, x, seed=0):
