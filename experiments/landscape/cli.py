@@ -67,8 +67,8 @@ def parser(prog="python -m experiments.landscape"):
                         "every solution and its initial weights: lambda_max and lambda_min (Lanczos, eigsh), the "
                         "trace (Hutchinson, with its 95%% interval) and the spectral density (stochastic Lanczos "
                         "quadrature); 0 = off. Fewer images give a noisier and higher lambda_max: on a trained mlp its "
-                        "spread (std / mean) across disjoint subsets was 22%% at 128 images, 13%% at 1,000 and 2.4%% "
-                        "at 10,000 (benchmarks/curvature_spread.py) "
+                        "spread (std / mean) across 5 disjoint subsets was 21%% at 128 images, 14%% at 1,000 and 2.3%% "
+                        "at 10,000, its mean 14.9, 11.1 and 9.9 (benchmarks/curvature_spread.py) "
                         f"(default: {CURVATURE_SAMPLES})")
     p.add_argument("--curvature-backend", choices=curvature.BACKENDS, default="manual",
                    help="backend of the Hessian-vector products: manual (the R-operator in NumPy) or torch (double "
