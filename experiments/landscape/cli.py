@@ -256,16 +256,11 @@ def measure_all(p, args, settings, todo, outputs):
     total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
         pairs * kinds * len(alphas)
     workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
-    try:
-        with Sweep(workers, args.scheduler, log=lambda line: print(f"[sweep] {line}", file=sys.stderr)) as sweep:
-            bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
-                                   bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
-            with bar:
-                done, paths = run_all(todo, sweep, bar)
-    except Exception as err:   # a task's failure (a divergence, a Ctrl-C in a training) or an unreachable --scheduler
-        code, message = exits.code_of(err)
-        print(f"{p.prog}: error: {message}", file=sys.stderr)
-        return code
+    with Sweep(workers, args.scheduler, log=lambda line: print(f"[sweep] {line}", file=sys.stderr)) as sweep:
+        bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
+                               bar_format="{l_bar}{bar}| {n:.0f}/{total} points [{elapsed}<{remaining}]")
+        with bar:   # closed before exits.run reports a failed task or an unreachable --scheduler on one line
+            done, paths = run_all(todo, sweep, bar)
     report(settings, done, paths, alphas)
     return 0
 

@@ -38,6 +38,8 @@ class Settings:
 
 ALIGNMENTS = {"weight": ("weight",), "activation": ("activation",), "both": ("weight", "activation"), "none": ()}
 CURVATURE = {"tol": 1e-3, "samples": 10, "steps": 20, "starts": 1}   # eigsh tolerance, Hutchinson probes, SLQ
+
+
 def run_name(cfg):
     """The TensorBoard run of a config: scheme and seed, e.g. kaiming_normal-s0."""
     return f"{cfg.init.replace(':', '')}-s{cfg.seed}"
