@@ -9,6 +9,7 @@ from torch.func import functional_call
 
 import manual
 from experiments import agreement
+from experiments.relative import relative_no_floor
 from manual import spec
 from manual.spec import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 from tests.random_arch import batch as random_batch, conv_nets, mlps, random_like
@@ -16,16 +17,10 @@ from tests.tolerances import HESSIAN_EIGEN, HVP_AGREE, HVP_FINITE_DIFF, HVP_SYMM
 from torch_ref import hvp as torch_hvp
 
 
-def relative(a, b):
-    """max|a - b| / max(|a| + |b|), no floor: a vanishing product counts too (0 when both are zero)."""
-    scale = float(np.max(np.abs(a) + np.abs(b), initial=0.0))
-    return 0.0 if scale == 0 else float(np.max(np.abs(a - b))) / scale
-
-
 def assert_agree(ours, theirs, tol=HVP_AGREE):
     """Every tensor of two {name: array} dicts within tol; the failure names the tensor and its error."""
     assert ours.keys() == theirs.keys()
-    errors = {k: relative(ours[k], theirs[k]) for k in ours}
+    errors = {k: relative_no_floor(ours[k], theirs[k]) for k in ours}
     worst = max(errors, key=errors.get)
     assert errors[worst] <= tol, f"{worst} {ours[worst].shape}: rel error {errors[worst]:.3e} > {tol}"
     return errors[worst]
@@ -243,7 +238,7 @@ def test_full_hessian_and_its_extreme_eigenvalues(name):
     assert n < 2000
     ours = op @ np.eye(n)                                           # column i is H e_i
     theirs = flat_hessian(mod, x, y, reduction="mean")
-    assert relative(ours, theirs) <= HVP_AGREE
+    assert relative_no_floor(ours, theirs) <= HVP_AGREE
     exact = np.linalg.eigh(theirs)[0]
     v0 = np.random.default_rng(0).standard_normal(n)
     top = eigsh(op, k=3, which="LA", v0=v0, tol=0, return_eigenvectors=False)
@@ -277,7 +272,7 @@ def test_gauss_newton_product_equals_jacobians_around_the_loss_hessian(loss, red
         lambda o: torch_hvp.LOSSES[loss](o.view(3, 3), yt, reduction=reduction), out).numpy()   # (N*C, N*C)
     ggn = jac.T @ h_loss @ jac                                       # (P, P)
     expected = ggn @ np.concatenate([a.ravel() for a in v.values()])
-    assert relative(np.concatenate([a.ravel() for a in ours.values()]), expected) <= HVP_AGREE
+    assert relative_no_floor(np.concatenate([a.ravel() for a in ours.values()]), expected) <= HVP_AGREE
     assert_agree(ours, torch_hvp.gauss_newton(mod, x, y, v, loss, reduction))
     assert np.linalg.eigvalsh(ggn).min() >= -HVP_AGREE * np.abs(ggn).max()   # positive semi-definite
 

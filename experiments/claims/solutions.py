@@ -26,7 +26,7 @@ def snapshot_steps(cfg, n, per_epoch):
     return [0] + [e * total + b for e in range(cfg.epochs) for b in (*inside, total)]
 
 
-MATCHINGS = ("weight", "activation")   # how solution b may be aligned to solution a before its straight path
+MATCHINGS = align.METHODS   # how solution b may be aligned to solution a before its straight path
 
 
 def training_subset(cfg, samples):
@@ -54,16 +54,6 @@ def train(cfg, run_dir, eval_samples, snapshots_per_epoch=0):
             "train_loss": float(loss[0]), "train_accuracy": float(acc[0])}, result
 
 
-def aligned(matching, arch, a, b, x):
-    """b with its hidden units permuted to match a's: (state, weight-matching sweeps run or 0)."""
-    if matching == "weight":
-        state, _, sweeps = align.weight_matching(arch, a, b)
-        return state, sweeps
-    if matching == "activation":
-        return align.activation_matching(arch, a, b, x)[0], 0
-    raise ValueError(f"unknown matching {matching!r}; valid: {', '.join(MATCHINGS)}")
-
-
 def pair_paths(job):
     """{"raw": straight path a -> b, <matching>: straight path a -> b aligned to a, "sweeps": {matching: n},
     "bezier": the loss along a trained quadratic Bézier curve between the raw a and b, or None}."""
@@ -75,7 +65,7 @@ def pair_paths(job):
     alphas = surfaces.path_alphas(job["steps"], extend=0)
     out = {"raw": surfaces.interpolate(evaluate, a, b, alphas), "sweeps": {}, "bezier": None}
     for matching in job["matchings"]:
-        state, out["sweeps"][matching] = aligned(matching, arch, a, b, x)
+        state, _, out["sweeps"][matching] = align.align(matching, arch, a, b, x)
         out[matching] = surfaces.interpolate(evaluate, a, state, alphas)
     if job["bezier_steps"]:
         xt, yt = training_subset(cfg, cfg.limit_train)

@@ -18,6 +18,7 @@ ACTIVATIONS = (S.ReLU, S.Sigmoid, S.Tanh)
 SUPPORTED = (*PARAMETERISED, *ACTIVATIONS, S.MaxPool2d, S.Flatten, S.Dropout)   # the rest act on each unit alone
 CHUNK = 500          # examples per forward pass in activation_matching
 STD_GUARD = np.finfo(np.float64).tiny   # added to the correlation's denominator: 0/0 (a constant unit) gives 0
+METHODS = ("weight", "activation")      # the matchings align() can use
 
 
 @dataclass(frozen=True)
@@ -275,3 +276,13 @@ def activation_matching(arch, state_a, state_b, x, chunk=CHUNK):
             m.add(a, b)
     perms = [linear_sum_assignment(m.correlation(), maximize=True)[1] for m in moments]
     return permute(state_b, arch, perms), perms
+
+
+def align(method, arch, state_a, state_b, x=None, seed=0):
+    """(state_b aligned to state_a, its permutations, weight-matching sweeps or 0) by the named method: weight
+    matching (x unused), or activation matching on the data subset x."""
+    if method == "weight":
+        return weight_matching(arch, state_a, state_b, seed=seed)
+    if method == "activation":
+        return (*activation_matching(arch, state_a, state_b, x), 0)
+    raise ValueError(f"unknown matching {method!r}; valid: {', '.join(METHODS)}")

@@ -218,8 +218,9 @@ def pair(job):
     arch = arch_of(cfg)
     alphas = surfaces.path_alphas(settings.resolution - 1)
     aligned, perms = {}, {}
+    x, _ = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)   # cached
     for method in ALIGNMENTS[settings.align]:
-        aligned[method], perms[method] = alignment(method, arch, a, b, cfg, settings)
+        aligned[method], perms[method], _ = align.align(method, arch, a, b, x, seed=cfg.seed)
     bend = bezier_bend(arch, a, b, cfg, settings) if settings.bezier_steps else None
     evaluate = evaluator(cfg, settings)
     paths = {"raw": surfaces.interpolate(evaluate, a, b, alphas, report)}
@@ -228,14 +229,6 @@ def pair(job):
     if bend is not None:
         paths["bezier"] = curves.bezier_path(evaluate, a, bend, b, alphas, report)
     return job["names"], {"paths": paths, "perms": perms}
-
-
-def alignment(method, arch, a, b, cfg, settings):
-    """(b aligned to a, its permutations) by weight matching, or activation matching on the evaluation subset."""
-    if method == "weight":
-        return align.weight_matching(arch, a, b, seed=cfg.seed)[:2]
-    x, _ = evaluation_data(flat_input(arch), cfg.dtype, settings.eval_samples, cfg.data_dir or None)
-    return align.activation_matching(arch, a, b, x)
 
 
 def bezier_bend(arch, a, b, cfg, settings):
