@@ -1,18 +1,27 @@
-"""TensorBoard event files without torch: the scalars, histograms and hparams the training loop writes; the
-hparams table's sessions for any writer.
+"""TensorBoard event files without torch: scalars, histograms, text, images, meshes, custom-scalar layouts and the
+hparams table's sessions, written with TensorBoard's own file writer and protocol buffers.
 
-torch.utils.tensorboard.SummaryWriter imports torch (5 s on a busy machine); a manual-only run and the claims
-workers write through this instead, with TensorBoard's own file writer and protocol buffers.
+torch.utils.tensorboard.SummaryWriter imports torch (3-5 s, in every process that writes): training, the landscape
+and the claims write through this instead, so a sweep's workers never import torch for it.
 """
+import io
+import json
 import math
 import os
+import struct
 import sys
 import time
 
 import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.mesh import metadata as mesh_metadata
+from tensorboard.plugins.mesh.plugin_data_pb2 import MeshPluginData
+from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 HISTOGRAM_BINS = 30
@@ -40,24 +49,47 @@ def session_summaries(hparams):
 
 
 def add_session(writer, hparams, metrics, step):
-    """One row of TensorBoard's hparams table in writer's run (an EventWriter or torch's SummaryWriter): the
-    session's hparams, and metrics {name: value} as scalars METRIC_PREFIX + name (non-finite ones left out).
+    """One row of TensorBoard's hparams table in writer's run (an EventWriter): the session's hparams, and metrics {name: value} as scalars METRIC_PREFIX + name (non-finite ones left out).
 
     No experiment tag: the hparams plugin shows the first experiment tag it finds and nothing else, so training
     and landscape runs under one logdir would hide each other's columns; without one it builds the table from
     every session (the union of their hparams) and the sessions' scalar tags.
     """
-    file = writer.file if isinstance(writer, EventWriter) else writer._get_file_writer()   # no public add_summary
     for summary in session_summaries(hparams):
-        file.add_event(Event(summary=summary, step=step, wall_time=time.time()))
+        writer.add_summary(summary, step)
     for name, value in metrics.items():
         if math.isfinite(value):
             writer.add_scalar(METRIC_PREFIX + name, value, step)
 
 
+def plugin_metadata(name, content=b""):
+    """SummaryMetadata naming the TensorBoard plugin that shows a summary."""
+    return SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=name, content=content))
+
+
+def string_tensor(value, shape=()):
+    """A DT_STRING TensorProto holding one bytes value."""
+    return TensorProto(dtype="DT_STRING", string_val=[value],
+                       tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=n) for n in shape]))
+
+
+def png_bytes(figure):
+    """A matplotlib figure rendered as PNG (RGBA)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def png_size(png):
+    """(width, height) of a PNG, read from its IHDR chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG image")
+    return struct.unpack(">II", png[16:24])
+
+
 class EventWriter:
-    """An event file in logdir, written like SummaryWriter (add_scalar, add_histogram, flush, close; hparams by
-    add_session).
+    """An event file in logdir, written like torch's SummaryWriter (add_scalar, add_histogram, add_text, add_image,
+    add_figure, add_mesh, add_custom_scalars, flush, close; a context manager; hparams by add_session).
 
     purge_step: TensorBoard drops the events at and after this step that earlier files hold (a resumed run).
     """
@@ -84,11 +116,58 @@ class EventWriter:
                                    bucket=[0, *counts.tolist()])   # TensorBoard reads right edges: an empty first bin
         self.add_summary(Summary(value=[Summary.Value(tag=tag, histo=histogram)]), step)
 
+    def add_text(self, tag, text, step=0):
+        """Markdown text, shown in the text tab under tag."""
+        data = TextPluginData(version=0).SerializeToString()
+        value = Summary.Value(tag=tag, metadata=plugin_metadata("text", data),
+                              tensor=string_tensor(text.encode("utf-8"), shape=(1,)))
+        self.add_summary(Summary(value=[value]), step)
+
+    def add_image(self, tag, png, step=0):
+        """An image given as PNG bytes (RGBA, as matplotlib writes them)."""
+        width, height = png_size(png)
+        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+        self.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+    def add_figure(self, tag, figure, step=0):
+        """A matplotlib figure as an image."""
+        self.add_image(tag, png_bytes(figure), step)
+
+    def add_mesh(self, tag, vertices, colors, faces, config_dict, step=0):
+        """A triangle mesh for the mesh plugin's 3-D view: vertices (1, V, 3), colors (1, V, 3) in 0-255, faces
+        (1, F, 3) vertex indices, config_dict its three.js camera, lights and material."""
+        parts = ((vertices, MeshPluginData.VERTEX), (faces, MeshPluginData.FACE), (colors, MeshPluginData.COLOR))
+        components = mesh_metadata.get_components_bitmask([kind for _, kind in parts])
+        config = json.dumps(config_dict, sort_keys=True)
+        values = []
+        for array, kind in parts:
+            array = np.asarray(array, "<f4")                                         # (1, n, 3)
+            meta = mesh_metadata.create_summary_metadata(tag, None, kind, components, array.shape, json_config=config)
+            tensor = TensorProto(dtype="DT_FLOAT", tensor_content=array.tobytes(),
+                                 tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=n) for n in array.shape]))
+            values.append(Summary.Value(tag=mesh_metadata.get_instance_name(tag, kind), tensor=tensor, metadata=meta))
+        self.add_summary(Summary(value=values), step)
+
+    def add_custom_scalars(self, layout):
+        """The custom-scalars tab's layout: {category: {chart title: [regexes of the tags it draws as lines]}}."""
+        categories = [layout_pb2.Category(title=category, chart=[
+            layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=tags))
+            for title, tags in charts.items()]) for category, charts in layout.items()]
+        tensor = string_tensor(layout_pb2.Layout(category=categories).SerializeToString())
+        value = Summary.Value(tag="custom_scalars__config__", tensor=tensor, metadata=plugin_metadata("custom_scalars"))
+        self.add_summary(Summary(value=[value]), 0)
+
     def flush(self):
         self.file.flush()
 
     def close(self):
         self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def serve_command(logdir):

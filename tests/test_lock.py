@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from experiments import exits, io, lock
+from experiments.events import EventWriter
 
 
 def test_a_second_lock_on_a_directory_is_refused_naming_it_and_the_holders_pid(tmp_path):
@@ -82,12 +83,8 @@ def test_the_landscape_png_goes_through_write_atomic(tmp_path, monkeypatch):
     surface = {"x": grid, "y": grid, "loss": np.ones((3, 3)), "accuracy": np.ones((3, 3))}
     png = tmp_path / "png" / "run_surface.png"
 
-    class Writer:
-        def add_mesh(self, *args, **kwargs):
-            pass
-
     with pytest.raises(OSError, match="No space left"):
-        tb.add_surface(Writer(), "landscape/surface", surface, tb.contour_figure(surface, "t", "x", "y"), str(png))
+        tb.add_surface(EventWriter(str(tmp_path / "tb")), "landscape/surface", surface, tb.contour_figure(surface, "t", "x", "y"), str(png))
     assert not png.exists() and os.listdir(png.parent) == []
 
 

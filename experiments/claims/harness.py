@@ -14,7 +14,7 @@ from matplotlib.figure import Figure   # Figure + savefig renders with Agg: no d
 
 from experiments import exits
 from experiments.flags import Parser, positive_int
-from experiments.io import remove_temporaries, write_atomic, write_text
+from experiments.io import remove_temporaries, write_text
 from experiments.landscape import tb
 from experiments.lock import DirectoryLock
 from experiments.sweep import SCHEDULER_ENV, Sweep, cores
@@ -155,16 +155,14 @@ def figure(cols=1, rows=1, size=(5.5, 4.2)):
 def save_figure(fig, path, writer=None, tag=None):
     """fig as a PNG at path, and as a TensorBoard image under tag when a writer is given; returns path."""
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    write_atomic(path, png.getvalue())
+    png = tb.save_png(fig, path)
     if writer is not None:
-        writer.add_figure(tag or os.path.splitext(os.path.basename(path))[0], fig)
+        writer.add_image(tag or os.path.splitext(os.path.basename(path))[0], png)
     return path
 
 
 def writer(out, run="summary"):
-    """A SummaryWriter for OUT/tb/<run>."""
+    """An event writer for OUT/tb/<run>."""
     return tb.writer(os.path.join(out, "tb"), run)
 
 

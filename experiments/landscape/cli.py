@@ -13,7 +13,7 @@ from experiments.devices import DEVICES, resolve as resolve_device
 from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
-from experiments.landscape import curvature, jobs, partners, surfaces, tb
+from experiments.landscape import curvature, jobs, pairs, partners, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
 from experiments.lock import DirectoryLock
 from experiments.progress import FirstUpdateClock, Progress
@@ -251,10 +251,10 @@ def measure_all(p, args, settings, todo, outputs):
     for d in taken:
         shutil.rmtree(d)
     alphas = surfaces.path_alphas(settings.resolution - 1)
-    pairs = len(todo) * (len(todo) - 1) // 2
+    pair_count = len(todo) * (len(todo) - 1) // 2
     kinds = 1 + len(jobs.ALIGNMENTS[settings.align]) + bool(settings.bezier_steps)   # paths per pair
     total = len(todo) * surfaces.points(settings.resolution, alphas, settings.sharpness_dirs) + \
-        pairs * kinds * len(alphas)
+        pair_count * kinds * len(alphas)
     workers = args.workers if len(todo) == 1 else min(args.workers, len(todo))
     with Sweep(workers, args.scheduler, log=lambda line: print(f"[sweep] {line}", file=sys.stderr)) as sweep:
         bar = FirstUpdateClock(total=total, desc="landscape", unit="pt", dynamic_ncols=True,   # trainings first
@@ -265,39 +265,7 @@ def measure_all(p, args, settings, todo, outputs):
     return 0
 
 
-LABELS = {"": "straight", "aligned_weight": "straight, aligned by weight matching",
-          "aligned_activation": "straight, aligned by activation matching",
-          "bezier": "quadratic Bezier curve (trained bend)"}   # legends of a pair's paths
 CURVATURE_METRICS = ("lambda_max", "lambda_min", "trace", "lambda_max_init", "lambda_min_init", "trace_init")
-
-
-def pair_barriers(paths):
-    """A pair's barriers: raw, aligned (the lower over the alignments tried, and by which), per alignment when
-    there are two, and along the Bezier curve."""
-    out = {"barrier": surfaces.barrier(paths["raw"])}
-    aligned = {m: surfaces.barrier(paths[m]) for m in ("weight", "activation") if m in paths}
-    if aligned:
-        best = min(aligned, key=aligned.get)
-        out.update({"barrier_aligned": aligned[best], "aligned_by": best})
-        if len(aligned) > 1:
-            out.update({f"barrier_aligned_{m}": v for m, v in aligned.items()})
-    if "bezier" in paths:
-        out["barrier_bezier"] = surfaces.barrier(paths["bezier"])
-    return out
-
-
-def pair_paths(paths, barriers):
-    """{tag kind: (legend, path)} of a pair: "" raw, "aligned" the better alignment, "aligned_<method>" each
-    alignment when there are two, "bezier"."""
-    out = {"": (LABELS[""], paths["raw"])}
-    if "aligned_by" in barriers:
-        best = barriers["aligned_by"]
-        out["aligned"] = (LABELS[f"aligned_{best}"], paths[best])
-        if "barrier_aligned_weight" in barriers:
-            out.update({f"aligned_{m}": (LABELS[f"aligned_{m}"], paths[m]) for m in ("weight", "activation")})
-    if "bezier" in paths:
-        out["bezier"] = (LABELS["bezier"], paths["bezier"])
-    return out
 
 
 def draw_partners(settings, done, records, barriers):
@@ -318,7 +286,7 @@ def draw_partners(settings, done, records, barriers):
 def report(settings, done, records, alphas):
     """The cross-initialization TensorBoard run, hparams per run, summary.json, and the table on stdout."""
     rows = [d[0] for d in done]
-    barriers = {names: pair_barriers(r["paths"]) for names, r in records.items()}
+    barriers = {names: r["barriers"] for names, r in records.items()}
     kinds = ["barrier", *(["barrier_aligned"] if jobs.ALIGNMENTS[settings.align] else []),
              *(["barrier_bezier"] if settings.bezier_steps else [])]
     for row in rows:
@@ -331,8 +299,9 @@ def report(settings, done, records, alphas):
     table = [{k: v for k, v in row.items() if k != "pngs"} for row in rows]
     tb.write_cross(settings.logdir, {names: r["paths"]["raw"] for names, r in records.items()}, table, alphas)
     if barriers:
-        tb.write_pairs(settings.logdir, {names: pair_paths(r["paths"], barriers[names])
-                                         for names, r in records.items()}, barriers)
+        tb.write_pairs(settings.logdir, {names: pairs.legends(r["paths"], r["barriers"])
+                                         for names, r in records.items()}, barriers,
+                       {names: r["png"] for names, r in records.items()})
     for row, (_, cfg, _) in zip(rows, done):
         keys = (*tb.HPARAMS_METRICS, *(f"worst_{k}" for k in kinds[1:]), *CURVATURE_METRICS)
         tb.write_hparams(settings.logdir, row["run"], hparams_of(cfg, cfg.backends[0]),

@@ -10,7 +10,7 @@ import manual
 from experiments import checkpoint, data, devices
 from experiments.config import Config, arch_of, batch_size_of, flat_input
 from experiments.exits import FAILED
-from experiments.landscape import align, curvature, curves, surfaces, tb
+from experiments.landscape import align, curvature, curves, pairs, surfaces, tb
 from experiments.landscape.directions import random_directions
 from experiments.landscape.evaluate import Evaluator, as_coords
 from experiments.sweep import report
@@ -211,9 +211,10 @@ def measure(evaluate, seed, init, final, snapshots, settings, progress):
 
 
 def pair(job):
-    """The paths between two solutions a and b: (names, {"paths": {"raw": a -> b, <method>: a -> b aligned to a
-    by each alignment of settings.align, "bezier": the trained curve a -> b when settings.bezier_steps},
-    "perms": {method: b's permutations}}). Progress: report() per point."""
+    """The paths between two solutions a and b, drawn: (names, {"paths": {"raw": a -> b, <method>: a -> b aligned
+    to a by each alignment of settings.align, "bezier": the trained curve a -> b when settings.bezier_steps},
+    "perms": {method: b's permutations}, "barriers": pairs.barriers, "png": the pair's figure (tb.draw_pair)}).
+    Progress: report() per point."""
     settings, cfg, a, b = job["settings"], job["cfg"], job["a"], job["b"]
     arch = arch_of(cfg)
     alphas = surfaces.path_alphas(settings.resolution - 1)
@@ -228,7 +229,9 @@ def pair(job):
         paths[method] = surfaces.interpolate(evaluate, a, partner, alphas, report)
     if bend is not None:
         paths["bezier"] = curves.bezier_path(evaluate, a, bend, b, alphas, report)
-    return job["names"], {"paths": paths, "perms": perms}
+    found = pairs.barriers(paths)
+    png = tb.draw_pair(settings.logdir, *job["names"], pairs.legends(paths, found))
+    return job["names"], {"paths": paths, "perms": perms, "barriers": found, "png": png}
 
 
 def bezier_bend(arch, a, b, cfg, settings):

@@ -1,5 +1,4 @@
 """TensorBoard records of the landscapes: path scalars, surface meshes, contour figures (also as PNGs), hparams."""
-import io
 import math
 import os
 import re
@@ -10,7 +9,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from experiments.events import add_session
+from experiments.events import EventWriter, add_session, png_bytes
 from experiments.io import write_atomic
 from experiments.landscape.partners import ON_PLANE
 
@@ -30,10 +29,8 @@ HPARAMS_METRICS = ("final_loss", "final_accuracy", "test_loss", "test_accuracy",
 
 
 def writer(logdir, run):
-    """A SummaryWriter for one run under logdir."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(os.path.join(logdir, run))
+    """An event writer for one run under logdir."""
+    return EventWriter(os.path.join(logdir, run))
 
 
 def alpha_text(alphas):
@@ -100,16 +97,16 @@ def contour_figure(surface, title, xlabel, ylabel, path=None, zmax=ZMAX):
 def add_surface(w, tag, surface, figure, png):
     """A surface as a mesh and a contour figure, the figure also saved as png."""
     vertices, colours, faces = mesh_arrays(surface)
-    w.add_mesh(tag, vertices=vertices, colors=colours, faces=faces, config_dict=MESH_CONFIG)
-    save_png(figure, png)
-    w.add_figure(tag, figure)
+    w.add_mesh(tag, vertices, colours, faces, MESH_CONFIG)
+    w.add_image(tag, save_png(figure, png))
 
 
 def save_png(figure, png):
-    """figure as a PNG file, written atomically (a full disk leaves no 0-byte PNG)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    write_atomic(png, buffer.getvalue())
+    """figure rendered once as PNG, written to the file png atomically (a full disk leaves no 0-byte PNG); the
+    PNG's bytes, for the TensorBoard image."""
+    rendered = png_bytes(figure)
+    write_atomic(png, rendered)
+    return rendered
 
 
 def write_run(logdir, run, result):
@@ -200,8 +197,7 @@ def write_curvature(logdir, run, found):
                    xlabel="eigenvalue of the Hessian", ylabel="density (SLQ)")
         fig.suptitle(f"{run}: Hessian spectral density")
         fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.78, wspace=0.25)
-        save_png(fig, png)
-        w.add_figure("curvature/density", fig)
+        w.add_image("curvature/density", save_png(fig, png))
     return png
 
 
@@ -247,28 +243,31 @@ def pair_figure(a, b, paths):
     return fig
 
 
-def write_pairs(logdir, pairs, barriers):
+def shown(paths):
+    """A pair's paths as its chart and figure show them: with both alignments, each by name and not "aligned"."""
+    return {k: v for k, v in paths.items() if k != "aligned"} if "aligned_weight" in paths else paths
+
+
+def draw_pair(logdir, a, b, paths):
+    """The figure of a pair's paths ({kind: (legend, path)}) as LOGDIR/png/pair_<a>_<b>.png; its PNG bytes."""
+    return save_png(pair_figure(a, b, shown(paths)), os.path.join(logdir, "png", f"pair_{a}_{b}.png"))
+
+
+def write_pairs(logdir, pairs, barriers, pngs):
     """Every pair's aligned and Bezier paths as scalars beside the raw ones (pair_<kind>/to_<b> in run a, both ways),
-    one custom-scalars chart per pair holding all its paths from a, one figure (and LOGDIR/png/pair_<a>_<b>.png)
-    per pair in the 'cross_init' run, and the barrier table there. pairs: {(a, b): {kind: (legend, path)}}, kind ""
-    the raw path (already written by write_cross)."""
+    one custom-scalars chart per pair holding all its paths from a, its figure (drawn by draw_pair: pngs) in the
+    'cross_init' run, and the barrier table there. pairs: {(a, b): {kind: (legend, path)}}, kind "" the raw path
+    (already written by write_cross)."""
     kinds = {kind for paths in pairs.values() for kind in paths if kind}
     for kind in kinds:
         write_both_ways(logdir, path_group(kind), {ab: paths[kind][1] for ab, paths in pairs.items() if kind in paths})
-    pngs, layout = [], {}
+    layout = {f"{a} -> {b}": [f"^{path_group(kind)}/{re.escape(pair_name(b))}$" for kind in shown(paths)]
+              for (a, b), paths in pairs.items()}
     with writer(logdir, CROSS) as w:
-        for (a, b), paths in pairs.items():
-            if "aligned_weight" in paths:                         # both alignments: "aligned" repeats one
-                paths = {k: v for k, v in paths.items() if k != "aligned"}
-            name = f"{a}_{b}"
-            layout[f"{a} -> {b}"] = ["Multiline", [f"^{path_group(kind)}/{re.escape(pair_name(b))}$" for kind in paths]]
-            fig = pair_figure(a, b, paths)
-            pngs.append(os.path.join(logdir, "png", f"pair_{name}.png"))
-            save_png(fig, pngs[-1])
-            w.add_figure(f"paths/{name}", fig)
+        for a, b in pairs:
+            w.add_image(f"paths/{a}_{b}", pngs[a, b])
         w.add_custom_scalars({"paths between solutions (from the first run of each pair)": layout})
         w.add_text("landscape/barriers", barrier_text(barriers))
-    return pngs
 
 
 def partner_figure(surface, title, xlabel, ylabel, where, path=None):
@@ -302,5 +301,4 @@ def write_partners(logdir, run, planes, where):
         for kind, (surface, _) in planes.items():
             tag, title, xlabel, ylabel = tags[kind]
             fig = partner_figure(surface, f"{run}: {title}", xlabel, ylabel, where[kind], path=surface.get("path"))
-            save_png(fig, os.path.join(logdir, "png", f"{run}_{kind}.png"))
-            w.add_figure(tag, fig, 1)
+            w.add_image(tag, save_png(fig, os.path.join(logdir, "png", f"{run}_{kind}.png")), 1)
