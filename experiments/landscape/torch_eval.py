@@ -25,11 +25,14 @@ class TorchEvaluation(EvaluationBackend):
     def combine(self, coeffs, stack, out):
         torch.mv(stack.T, coeffs, out=out)
 
+    def axpy(self, alpha, x, y, out):
+        torch.add(y, x, alpha=alpha.item(), out=out)
+
     def load(self, flat, layout):
         for name, (start, stop, shape) in layout.items():
             self.live[name].copy_(flat[start:stop].view(shape))
 
-    def forward(self, x, start=0, stop=None):
+    def forward(self, x, start=0, stop=None, scratch=False):
         if (start, stop) not in self.parts:
             self.parts[start, stop] = self.module[start:stop]
         with torch.no_grad():
