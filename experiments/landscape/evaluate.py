@@ -40,7 +40,7 @@ class EvaluationBackend:
         raise NotImplementedError
 
     def axpy(self, alpha, x, y, out):
-        """out = y + alpha * x: arrays of one shape, alpha a scalar array of the evaluation dtype."""
+        """out = y + alpha * x: arrays of one shape, alpha a float (a value of the evaluation dtype)."""
         raise NotImplementedError
 
     def load(self, flat, layout):
@@ -150,7 +150,8 @@ class Evaluator:
         layout = layout_of(centre, rest)
         stack = b.asarray(np.stack([flat(p, rest, self.dtype) for p in points]))       # (K+1, n_rest)
         params = b.empty(stack.shape[1])                                               # (n_rest,)
-        weights = b.asarray(np.hstack([np.ones((len(coords), 1)), coords]).astype(self.dtype))   # (P, K+1)
+        host = np.hstack([np.ones((len(coords), 1)), coords]).astype(self.dtype)       # (P, K+1)
+        weights = b.asarray(host)                                                      # (P, K+1)
         size = self.chunk_size(len(directions))
         per_example = math.prod(self.first_shape)
         products = b.empty((len(points), size * per_example)) if first else None      # (K+1, chunk*out)
@@ -170,7 +171,7 @@ class Evaluator:
                     if held is None or not np.array_equal(coords[p, :-1], held):
                         held = coords[p, :-1]
                         b.combine(weights[p, :-1], products[:-1, :m], lead[:m])
-                    b.axpy(weights[p, -1], products[-1, :m], lead[:m], z[:m])
+                    b.axpy(float(host[p, -1]), products[-1, :m], lead[:m], z[:m])
                     logits = b.forward(z[:m].reshape(len(xc), *self.first_shape), 1, scratch=True)
                 else:
                     logits = b.forward(xc)
