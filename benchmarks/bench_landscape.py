@@ -5,9 +5,9 @@ random_plane by a full forward pass per grid point. Ours computes the first laye
 and both directions once per data chunk, then combines them per point (experiments/landscape/evaluate.py).
 Both get the same model (manual torch_default weights, seed 0; the package divides by zero on zero biases),
 the same grid size and the same test images.
-Ours runs on a local cluster of --workers single-threaded processes (its start counted in its time), the package in one
-process with torch's threads. Every timing runs in a fresh process, the methods alternating; the parent
-prints medians and ratios.
+Ours runs on a local cluster of --workers single-threaded processes (its start counted in its time, and printed apart:
+the scheduler and workers coming up, before the workers import the task's module), the package in one process with
+torch's threads. Every timing runs in a fresh process, the methods alternating; the parent prints medians and ratios.
 """
 import argparse
 import json
@@ -35,7 +35,8 @@ def model_and_data(name, samples):
 
 
 def time_ours(backend, workers, name, state, samples, resolution):
-    """Seconds for our surface, the start of the local cluster (whose workers read the images) included."""
+    """(seconds for our surface, the start of the local cluster (whose workers read the images) included; seconds of
+    that start until the cluster is up; the surface's shape)."""
     from experiments.config import Config
     from experiments.landscape import jobs, surfaces
     from experiments.sweep import Sweep
@@ -43,8 +44,9 @@ def time_ours(backend, workers, name, state, samples, resolution):
     cfg, settings = Config(arch=name, dtype="float32"), jobs.Settings(backend=backend, eval_samples=samples)
     start = time.perf_counter()
     with Sweep(workers) as sweep:
+        up = time.perf_counter() - start
         surface = surfaces.random_surface(jobs.evaluator(cfg, settings, sweep), state, 0, 1.0, resolution)
-    return time.perf_counter() - start, surface["loss"].shape
+    return time.perf_counter() - start, up, surface["loss"].shape
 
 
 def time_package(arch, state, x, y, resolution):
@@ -60,27 +62,28 @@ def time_package(arch, state, x, y, resolution):
     start = time.perf_counter()
     loss = loss_landscapes.random_plane(model, metric, distance=1, steps=resolution, normalization="filter",
                                         deepcopy_model=True)
-    return time.perf_counter() - start, loss.shape
+    return time.perf_counter() - start, 0.0, loss.shape
 
 
 def worker(method, arch, samples, resolution, workers):
-    """One timing in this process; prints {"seconds": s}."""
+    """One timing in this process; prints {"seconds": s, "start": seconds of it starting a cluster}."""
     net_arch, state, x, y = model_and_data(arch, samples)
     if method == "loss-landscapes":
-        seconds, shape = time_package(net_arch, state, x, y, resolution)
+        seconds, up, shape = time_package(net_arch, state, x, y, resolution)
     else:
-        seconds, shape = time_ours(method.split("-")[1], workers, arch, state, samples, resolution)
+        seconds, up, shape = time_ours(method.split("-")[1], workers, arch, state, samples, resolution)
     assert shape == (resolution, resolution), shape
-    print(json.dumps({"seconds": seconds}))
+    print(json.dumps({"seconds": seconds, "start": up}))
 
 
 def measure(method, arch, samples, resolution, workers):
     out = subprocess.run([sys.executable, __file__, "--worker", method, "--archs", arch, "--samples", str(samples),
                           "--resolution", str(resolution), "--workers", str(workers)],
                          check=True, capture_output=True, text=True).stdout
-    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
-    print(f"  ({arch} {method}: {seconds:.1f} s)", file=sys.stderr, flush=True)
-    return seconds
+    timing = json.loads(out.strip().splitlines()[-1])
+    print(f"  ({arch} {method}: {timing['seconds']:.1f} s, {timing['start']:.1f} s of it starting a cluster)",
+          file=sys.stderr, flush=True)
+    return timing
 
 
 def main():
@@ -103,17 +106,21 @@ def main():
         print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
         for arch in args.archs:
             samples = args.samples if arch == "mlp" else args.lenet_samples
-            times = {m: [] for m in args.methods}
+            times, starts = {m: [] for m in args.methods}, {m: [] for m in args.methods}
             for _ in range(args.repeats):
                 for m in args.methods:
-                    times[m].append(measure(m, arch, samples, args.resolution, args.workers))
+                    timing = measure(m, arch, samples, args.resolution, args.workers)
+                    times[m].append(timing["seconds"])
+                    starts[m].append(timing["start"])
             median = {m: statistics.median(t) for m, t in times.items()}
             print(f"{arch}: {args.resolution}x{args.resolution} surface on {samples} test images, float32, "
                   f"median of {args.repeats}; ours in {args.workers} processes")
             for m in args.methods:
                 ratio = median.get("loss-landscapes", float("nan")) / median[m]
                 runs = " ".join(f"{t:.1f}" for t in times[m])
-                print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x")
+                start = statistics.median(starts[m])
+                print(f"  {m:16s} {median[m]:8.2f} s   (runs: {runs})   loss-landscapes / this = {ratio:.2f}x"
+                      + (f"   (of it {start:.2f} s starting the cluster)" if start else ""))
 
 
 if __name__ == "__main__":

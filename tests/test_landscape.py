@@ -100,6 +100,22 @@ def test_a_network_not_starting_with_linear_or_conv_is_evaluated_directly():
 
 
 @pytest.mark.parametrize("backend", ["manual", "torch"])
+def test_in_place_relu_leaves_the_evaluation_images_alone(backend):
+    x, y = mnist("mlp")
+    x -= x.mean()                                            # negative pixels, which a ReLU on them would zero
+    arch = (spec.Flatten(), spec.ReLU(), spec.Linear(784, 10), spec.ReLU(), spec.Linear(10, 10))
+    centre = manual.build(arch, init="xavier_uniform", seed=0).state_dict()
+    ev = Evaluator(arch, x, y, backend=backend, chunk=40)
+    before = x.copy()
+    loss = ev(centre)[0]
+    net = manual.build(arch, init="zeros").eval()
+    net.load_state_dict(centre)
+    assert np.array_equal(x, before)
+    np.testing.assert_allclose(loss, [manual.losses.cross_entropy(net.forward(x), y, reduction="mean")[0]],
+                               **ROUNDING_F64)
+
+
+@pytest.mark.parametrize("backend", ["manual", "torch"])
 def test_float32_points_are_computed_in_float32(backend):
     x, y = mnist("mlp", dtype="float32")
     centre = state("mlp", dtype="float32")

@@ -3,7 +3,9 @@
 When the first layer is a Linear or a Conv2d its output is linear in its weights,
 X(W + aU + bV)^T = XW^T + aXU^T + bXV^T, so each data chunk's products with the centre and every
 direction are computed once and each grid point costs one small combination instead of a first-layer
-product. The chunk is the outer loop, so those products stay in cache while every point reuses them.
+product: the sum over all but the last direction is kept while the leading coordinates repeat (a surface's
+grid row), so a point costs one axpy. The chunk is the outer loop, so those products stay in cache while every
+point reuses them.
 """
 import math
 
@@ -14,6 +16,7 @@ from experiments.backends.manual import score
 from experiments.devices import numpy_only
 from experiments.landscape import evaluation_backend
 from manual import spec
+from manual.layers import ReLU
 
 TRICK_LAYERS = (spec.Linear, spec.Conv2d)
 CACHE_BYTES = 4 << 20   # the first-layer products of one chunk (centre and every direction) should fit in this
@@ -36,12 +39,16 @@ class EvaluationBackend:
         """out = coeffs @ stack: one point's parameters (or first-layer outputs) from the (K+1, n) stack."""
         raise NotImplementedError
 
+    def axpy(self, alpha, x, y, out):
+        """out = y + alpha * x: arrays of one shape, alpha a float (a value of the evaluation dtype)."""
+        raise NotImplementedError
+
     def load(self, flat, layout):
         """Copy the pieces of flat (one vector, in layout's order) into the live parameters."""
         raise NotImplementedError
 
-    def forward(self, x, start=0, stop=None):
-        """The output of layers start..stop-1 of the network on x, dropout off."""
+    def forward(self, x, start=0, stop=None, scratch=False):
+        """The output of layers start..stop-1 of the network on x, dropout off; scratch: x may be overwritten."""
         raise NotImplementedError
 
     def score(self, logits, y):
@@ -66,13 +73,24 @@ class ManualEvaluation(EvaluationBackend):
     def combine(self, coeffs, stack, out):
         np.dot(coeffs, stack, out=out)
 
+    def axpy(self, alpha, x, y, out):
+        np.multiply(x, alpha, out=out)
+        out += y
+
     def load(self, flat, layout):
         for name, (start, stop, shape) in layout.items():
             np.copyto(self.live[name], flat[start:stop].reshape(shape))
 
-    def forward(self, x, start=0, stop=None):
+    def forward(self, x, start=0, stop=None, scratch=False):
+        """ReLU works in place on arrays this pass may overwrite (its mask is for backward, not needed here): the
+        input when scratch, and any layer output that is not a view of its input."""
         for layer in self.net.layers[start:stop]:
-            x = layer.forward(x)
+            if scratch and isinstance(layer, ReLU):
+                x = np.maximum(x, 0, out=x)
+                continue
+            out = layer.forward(x)
+            scratch = scratch or not np.may_share_memory(out, x)
+            x = out
         return x
 
     def score(self, logits, y):
@@ -132,11 +150,12 @@ class Evaluator:
         layout = layout_of(centre, rest)
         stack = b.asarray(np.stack([flat(p, rest, self.dtype) for p in points]))       # (K+1, n_rest)
         params = b.empty(stack.shape[1])                                               # (n_rest,)
-        weights = b.asarray(np.hstack([np.ones((len(coords), 1)), coords]).astype(self.dtype))   # (P, K+1)
+        host = np.hstack([np.ones((len(coords), 1)), coords]).astype(self.dtype)       # (P, K+1)
+        weights = b.asarray(host)                                                      # (P, K+1)
         size = self.chunk_size(len(directions))
         per_example = math.prod(self.first_shape)
         products = b.empty((len(points), size * per_example)) if first else None      # (K+1, chunk*out)
-        z = b.empty(size * per_example) if first else None                            # (chunk*out,)
+        lead, z = (b.empty(size * per_example) for _ in range(2)) if first else (None, None)   # (chunk*out,)
         totals, hits = np.zeros(len(coords)), np.zeros(len(coords), np.int64)
         starts = range(0, self.n, size)
         for lo in starts:
@@ -144,12 +163,16 @@ class Evaluator:
             m = len(xc) * per_example
             if first:
                 self._first_products(xc, points, first, products[:, :m])
+            held = None                                     # the leading coordinates whose sum lead[:m] holds
             for p in range(len(coords)):
                 b.combine(weights[p], stack, params)
                 b.load(params, layout)
                 if first:
-                    b.combine(weights[p], products[:, :m], z[:m])
-                    logits = b.forward(z[:m].reshape(len(xc), *self.first_shape), 1)
+                    if held is None or not np.array_equal(coords[p, :-1], held):
+                        held = coords[p, :-1]
+                        b.combine(weights[p, :-1], products[:-1, :m], lead[:m])
+                    b.axpy(float(host[p, -1]), products[-1, :m], lead[:m], z[:m])
+                    logits = b.forward(z[:m].reshape(len(xc), *self.first_shape), 1, scratch=True)
                 else:
                     logits = b.forward(xc)
                 loss, correct = b.score(logits, yc)

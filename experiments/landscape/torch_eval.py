@@ -25,15 +25,27 @@ class TorchEvaluation(EvaluationBackend):
     def combine(self, coeffs, stack, out):
         torch.mv(stack.T, coeffs, out=out)
 
+    def axpy(self, alpha, x, y, out):
+        torch.add(y, x, alpha=alpha, out=out)
+
     def load(self, flat, layout):
         for name, (start, stop, shape) in layout.items():
             self.live[name].copy_(flat[start:stop].view(shape))
 
-    def forward(self, x, start=0, stop=None):
+    def forward(self, x, start=0, stop=None, scratch=False):
+        """ReLU works in place on tensors this pass may overwrite: the input when scratch, and any module output
+        that does not share the input's storage."""
         if (start, stop) not in self.parts:
             self.parts[start, stop] = self.module[start:stop]
         with torch.no_grad():
-            return self.parts[start, stop](x)
+            for module in self.parts[start, stop]:
+                if scratch and isinstance(module, torch.nn.ReLU):
+                    x = torch.relu_(x)
+                    continue
+                out = module(x)
+                scratch = scratch or out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+                x = out
+            return x
 
     def score(self, logits, y):
         return score(logits, y)
