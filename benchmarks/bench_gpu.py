@@ -18,6 +18,8 @@ import time
 import numpy as np
 import torch
 
+from machine import measured
+
 IMAGES, BATCH, EVAL_IMAGES, RESOLUTION = 60_000, 128, 10_000, 41
 DEVICES = ("cuda", "cpu")
 
@@ -99,23 +101,24 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA device (torch.cuda.is_available() is False): nothing to measure")
         return 0
-    print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"CPU side: torch {torch.get_num_threads()} threads; TF32 matmul {torch.backends.cuda.matmul.allow_tf32}")
-    epochs = {d: epoch_seconds(d, args.repeats) for d in DEVICES}
-    med = {d: statistics.median(t) for d, t in epochs.items()}
-    print(f"\n1. torch backend, mlp epoch, float32, batch {BATCH}, {IMAGES:,} images (median of {args.repeats})")
-    for d in DEVICES:
-        print(f"  {d:<5} {med[d]:8.3f} s   (min {min(epochs[d]):.3f})")
-    print(f"  cpu / cuda = {med['cpu'] / med['cuda']:.2f}")
-    print(f"\n2. landscape, {RESOLUTION}x{RESOLUTION} random surface of mlp, float32, {EVAL_IMAGES:,} images, "
-          f"torch evaluation backend")
-    surface = {d: surface_seconds(d) for d in DEVICES if d == "cuda" or not args.skip_cpu_surface}
-    for d, (seconds, loss) in surface.items():
-        print(f"  {d:<5} {seconds:8.2f} s   (centre loss {loss:.6f})")
-    if "cpu" in surface:
-        print(f"  cpu / cuda = {surface['cpu'][0] / surface['cuda'][0]:.2f}")
-    print("\n3. agreement report, manual (NumPy, CPU) vs torch autograd on cuda, batch 8, seed 0")
-    print("\n".join(agreement_lines()))
+    with measured("bench_gpu"):
+        print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+              f"CPU side: torch {torch.get_num_threads()} threads; TF32 matmul {torch.backends.cuda.matmul.allow_tf32}")
+        epochs = {d: epoch_seconds(d, args.repeats) for d in DEVICES}
+        med = {d: statistics.median(t) for d, t in epochs.items()}
+        print(f"\n1. torch backend, mlp epoch, float32, batch {BATCH}, {IMAGES:,} images (median of {args.repeats})")
+        for d in DEVICES:
+            print(f"  {d:<5} {med[d]:8.3f} s   (min {min(epochs[d]):.3f})")
+        print(f"  cpu / cuda = {med['cpu'] / med['cuda']:.2f}")
+        print(f"\n2. landscape, {RESOLUTION}x{RESOLUTION} random surface of mlp, float32, {EVAL_IMAGES:,} images, "
+              f"torch evaluation backend")
+        surface = {d: surface_seconds(d) for d in DEVICES if d == "cuda" or not args.skip_cpu_surface}
+        for d, (seconds, loss) in surface.items():
+            print(f"  {d:<5} {seconds:8.2f} s   (centre loss {loss:.6f})")
+        if "cpu" in surface:
+            print(f"  cpu / cuda = {surface['cpu'][0] / surface['cuda'][0]:.2f}")
+        print("\n3. agreement report, manual (NumPy, CPU) vs torch autograd on cuda, batch 8, seed 0")
+        print("\n".join(agreement_lines()))
     return 0
 
 

@@ -38,14 +38,14 @@ def time_ours(backend, workers, name, state, samples, resolution):
     """(seconds for our surface, the start of the local cluster (whose workers read the images) included; seconds of
     that start until the cluster is up; the surface's shape)."""
     from experiments.config import Config
-    from experiments.landscape import jobs, surfaces
+    from experiments.landscape import spread, surfaces
     from experiments.sweep import Sweep
 
-    cfg, settings = Config(arch=name, dtype="float32"), jobs.Settings(backend=backend, eval_samples=samples)
+    cfg, settings = Config(arch=name, dtype="float32"), spread.Settings(backend=backend, eval_samples=samples)
     start = time.perf_counter()
     with Sweep(workers) as sweep:
         up = time.perf_counter() - start
-        surface = surfaces.random_surface(jobs.evaluator(cfg, settings, sweep), state, 0, 1.0, resolution)
+        surface = surfaces.random_surface(spread.evaluator(cfg, settings, sweep), state, 0, 1.0, resolution)
     return time.perf_counter() - start, up, surface["loss"].shape
 
 

@@ -12,7 +12,7 @@ import pytest
 import manual
 from experiments import checkpoint, data
 from experiments.config import Config, arch_of
-from experiments.landscape import align, cli, curvature, jobs, partners, tb
+from experiments.landscape import align, cli, curvature, jobs, partners, spread, tb
 from experiments.train import train_and_evaluate
 from tests.events import load_events
 from tests.tolerances import CURVATURE_EIGEN, HVP_AGREE, ROUNDING_F64, STANDARD_ERRORS
@@ -121,7 +121,7 @@ def test_tensorboard_holds_the_new_scalars_hparams_charts_and_pngs(landscape):
 
 def test_both_curvature_backends_give_the_same_extremes():
     state = manual.build(arch_of(CFG), init="kaiming_normal", seed=4, dtype="float64").state_dict()
-    found = {backend: jobs.curvatures(CFG, {"final": state}, jobs.Settings(
+    found = {backend: jobs.curvatures(CFG, {"final": state}, spread.Settings(
         eval_samples=SAMPLES, curvature_samples=SAMPLES, curvature_backend=backend))["final"]
              for backend in curvature.BACKENDS}
     scale = abs(found["manual"]["lambda_max"]) + abs(found["manual"]["lambda_min"])

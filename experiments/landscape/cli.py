@@ -13,7 +13,7 @@ from experiments.devices import DEVICES, resolve as resolve_device
 from experiments.events import serve_command
 from experiments.flags import Parser, add_config_flags, positive_float, positive_int, seed
 from experiments.io import remove_temporaries, write_json
-from experiments.landscape import curvature, jobs, pairs, partners, surfaces, tb
+from experiments.landscape import curvature, jobs, pairs, partners, spread, surfaces, tb
 from experiments.landscape import EVALUATION_BACKENDS
 from experiments.lock import DirectoryLock
 from experiments.progress import FirstUpdateClock, Progress
@@ -135,7 +135,7 @@ def plan(p, args):
             else "cpu"
     except ValueError as err:
         p.error(str(err))
-    settings = jobs.Settings(
+    settings = spread.Settings(
         backend=args.eval_backend, resolution=args.resolution, span=args.span, eval_samples=args.eval_samples,
         sharpness_radius=args.sharpness_radius, sharpness_dirs=args.sharpness_dirs,
         snapshots_per_epoch=args.snapshots_per_epoch, curvature_samples=args.curvature_samples,
