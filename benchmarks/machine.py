@@ -3,6 +3,7 @@ import contextlib
 import datetime
 import os
 import subprocess
+import time
 
 
 def cores():
@@ -16,9 +17,15 @@ def load_line(when):
     return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {cores()} cores"
 
 
-def verdict(loads):
-    """'quiet' when every 1-minute load average seen stayed at or below the core count, else 'UNDER LOAD'."""
-    return "quiet" if max(loads) <= cores() else "UNDER LOAD (load average above the core count)"
+def verdict(others):
+    """'quiet' when the load of other jobs stayed at or below the core count, else 'UNDER LOAD'."""
+    return "quiet" if others <= cores() else "UNDER LOAD (other jobs' load average above the core count)"
+
+
+def busy_seconds():
+    """CPU seconds used so far by this process and the child processes it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def commit():
@@ -33,13 +40,18 @@ def commit():
 
 @contextlib.contextmanager
 def measured(name):
-    """Print the date, commit, cores and load average before the block and after it, then whether it was quiet."""
+    """Print the date, commit, cores and load average before the block and after it, then whether it was quiet.
+
+    The load average after includes the benchmark's own threads: the other jobs' load is taken as the larger of
+    the load before and the load after less the cores the benchmark kept busy on average (its CPU time / wall).
+    """
     print(f"{name}: {datetime.date.today()} at commit {commit()}", flush=True)
     print(load_line("before"), flush=True)
-    loads = [os.getloadavg()[0]]
+    before, start, used = os.getloadavg()[0], time.monotonic(), busy_seconds()
     try:
         yield
     finally:
-        loads.append(os.getloadavg()[0])
-        print(load_line("after"))
-        print(f"machine: {verdict(loads)}", flush=True)
+        own = (busy_seconds() - used) / max(time.monotonic() - start, 1e-9)
+        others = max(before, os.getloadavg()[0] - own)
+        print(load_line("after") + f", of which this benchmark about {own:.1f} (its CPU time / wall time)")
+        print(f"machine: {verdict(others)}; other jobs' load about {others:.2f}", flush=True)
