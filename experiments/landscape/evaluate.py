@@ -16,7 +16,7 @@ from experiments.backends.manual import score
 from experiments.devices import numpy_only
 from experiments.landscape import evaluation_backend
 from manual import spec
-from manual.layers import ReLU
+from manual.layers import Linear, ReLU
 
 TRICK_LAYERS = (spec.Linear, spec.Conv2d)
 CACHE_BYTES = 4 << 20   # the first-layer products of one chunk (centre and every direction) should fit in this
@@ -63,6 +63,7 @@ class ManualEvaluation(EvaluationBackend):
         numpy_only("manual", device)
         self.net = manual.build(arch, init="zeros", dtype=dtype).eval()
         self.live, self.dtype = self.net.params, manual.as_dtype(dtype)
+        self.buffers = {}   # {(layer index, shape): a Linear layer's output, reused point after point; and zeros}
 
     def asarray(self, a):
         return np.ascontiguousarray(a)
@@ -83,15 +84,34 @@ class ManualEvaluation(EvaluationBackend):
 
     def forward(self, x, start=0, stop=None, scratch=False):
         """ReLU works in place on arrays this pass may overwrite (its mask is for backward, not needed here): the
-        input when scratch, and any layer output that is not a view of its input."""
-        for layer in self.net.layers[start:stop]:
+        input when scratch, and any layer output that is not a view of its input. A Linear layer writes into an
+        array kept for its output shape (the same products and sums as Linear.forward, without a fresh array and
+        its page faults at every point): the result is valid until the next forward."""
+        for i, layer in enumerate(self.net.layers[start:stop], start):
             if scratch and isinstance(layer, ReLU):
-                x = np.maximum(x, 0, out=x)
-                continue
-            out = layer.forward(x)
+                x = np.maximum(x, self.zeros(x.shape[-1]), out=x)   # against a row of zeros: NumPy's vector loop,
+                continue                                           # about 2.5x the speed of a scalar 0
+            if isinstance(layer, Linear) and x.ndim == 2:
+                out = self.buffer(i, (len(x), layer.spec.out_features))                          # (N, out)
+                np.matmul(x, layer.params["weight"].T, out=out)
+                out += layer.params["bias"]
+            else:
+                out = layer.forward(x)
             scratch = scratch or not np.may_share_memory(out, x)
             x = out
         return x
+
+    def buffer(self, index, shape):
+        """The kept output array of layer index for this shape."""
+        if (index, shape) not in self.buffers:
+            self.buffers[index, shape] = np.empty(shape, self.dtype)
+        return self.buffers[index, shape]
+
+    def zeros(self, n):
+        """A kept row of n zeros."""
+        if ("zeros", n) not in self.buffers:
+            self.buffers["zeros", n] = np.zeros(n, self.dtype)
+        return self.buffers["zeros", n]
 
     def score(self, logits, y):
         return score(logits, y)
