@@ -4,7 +4,6 @@ hparams table's sessions, written with TensorBoard's own file writer and protoco
 torch.utils.tensorboard.SummaryWriter imports torch (3-5 s, in every process that writes): training, the landscape
 and the claims write through this instead, so a sweep's workers never import torch for it.
 """
-import io
 import json
 import math
 import os
@@ -28,11 +27,26 @@ HISTOGRAM_BINS = 30
 METRIC_PREFIX = "hparams/"   # the scalar tags of the hparams table's metric columns, training and landscape alike
 
 
+def plugin_metadata(name, content=b""):
+    """SummaryMetadata naming the TensorBoard plugin that shows a summary."""
+    return SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=name, content=content))
+
+
+def shape_proto(shape):
+    """A TensorShapeProto of shape."""
+    return TensorShapeProto(dim=[TensorShapeProto.Dim(size=n) for n in shape])
+
+
+def string_tensor(value, shape=()):
+    """A DT_STRING TensorProto holding one bytes value."""
+    return TensorProto(dtype="DT_STRING", string_val=[value], tensor_shape=shape_proto(shape))
+
+
 def hparams_summary(tag, **content):
     """A Summary holding one piece of the hparams plugin's data (a session's start or end)."""
     data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
-    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
-    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+    return Summary(value=[Summary.Value(tag=tag, metadata=plugin_metadata(metadata.PLUGIN_NAME,
+                                                                          data.SerializeToString()))])
 
 
 def session_summaries(hparams):
@@ -62,24 +76,6 @@ def add_session(writer, hparams, metrics, step):
             writer.add_scalar(METRIC_PREFIX + name, value, step)
 
 
-def plugin_metadata(name, content=b""):
-    """SummaryMetadata naming the TensorBoard plugin that shows a summary."""
-    return SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=name, content=content))
-
-
-def string_tensor(value, shape=()):
-    """A DT_STRING TensorProto holding one bytes value."""
-    return TensorProto(dtype="DT_STRING", string_val=[value],
-                       tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=n) for n in shape]))
-
-
-def png_bytes(figure):
-    """A matplotlib figure rendered as PNG (RGBA)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def png_size(png):
     """(width, height) of a PNG, read from its IHDR chunk."""
     if png[:8] != b"\x89PNG\r\n\x1a\n":
@@ -89,7 +85,7 @@ def png_size(png):
 
 class EventWriter:
     """An event file in logdir, written like torch's SummaryWriter (add_scalar, add_histogram, add_text, add_image,
-    add_figure, add_mesh, add_custom_scalars, flush, close; a context manager; hparams by add_session).
+    add_mesh, add_custom_scalars, flush, close; a context manager; hparams by add_session).
 
     purge_step: TensorBoard drops the events at and after this step that earlier files hold (a resumed run).
     """
@@ -129,10 +125,6 @@ class EventWriter:
         image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
         self.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
-    def add_figure(self, tag, figure, step=0):
-        """A matplotlib figure as an image."""
-        self.add_image(tag, png_bytes(figure), step)
-
     def add_mesh(self, tag, vertices, colors, faces, config_dict, step=0):
         """A triangle mesh for the mesh plugin's 3-D view: vertices (1, V, 3), colors (1, V, 3) in 0-255, faces
         (1, F, 3) vertex indices, config_dict its three.js camera, lights and material."""
@@ -143,8 +135,7 @@ class EventWriter:
         for array, kind in parts:
             array = np.asarray(array, "<f4")                                         # (1, n, 3)
             meta = mesh_metadata.create_summary_metadata(tag, None, kind, components, array.shape, json_config=config)
-            tensor = TensorProto(dtype="DT_FLOAT", tensor_content=array.tobytes(),
-                                 tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=n) for n in array.shape]))
+            tensor = TensorProto(dtype="DT_FLOAT", tensor_content=array.tobytes(), tensor_shape=shape_proto(array.shape))
             values.append(Summary.Value(tag=mesh_metadata.get_instance_name(tag, kind), tensor=tensor, metadata=meta))
         self.add_summary(Summary(value=values), step)
 

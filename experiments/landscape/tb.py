@@ -1,4 +1,5 @@
 """TensorBoard records of the landscapes: path scalars, surface meshes, contour figures (also as PNGs), hparams."""
+import io
 import math
 import os
 import re
@@ -9,7 +10,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from experiments.events import EventWriter, add_session, png_bytes
+from experiments.events import EventWriter, add_session
 from experiments.io import write_atomic
 from experiments.landscape.partners import ON_PLANE
 
@@ -104,9 +105,10 @@ def add_surface(w, tag, surface, figure, png):
 def save_png(figure, png):
     """figure rendered once as PNG, written to the file png atomically (a full disk leaves no 0-byte PNG); the
     PNG's bytes, for the TensorBoard image."""
-    rendered = png_bytes(figure)
-    write_atomic(png, rendered)
-    return rendered
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    write_atomic(png, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def write_run(logdir, run, result):
